@@ -1,0 +1,53 @@
+"""Reads of the synced county data: households by phone or ID, a year's enrollment, claims and
+the totals already reimbursed. Money comes back as Decimal."""
+from decimal import Decimal
+
+from sqlite_utils import Database
+
+PAID_STATUSES = ("审核通过", "已拨付")  # claims whose 补偿金额 counts against this year's caps
+VISIT_KIND = {"住院": "inpatient", "住院分娩": "inpatient", "门诊": "outpatient"}
+
+
+def members_by_phone(db: Database, phone: str) -> list[dict]:
+    """The members (latest data) whose own 联系电话 is `phone`."""
+    return list(db.query("select * from members where phone = ? order by member_id", [phone]))
+
+
+def households_by_phone(db: Database, phone: str) -> list[str]:
+    return [r["household_id"] for r in db.query(
+        "select distinct household_id from members where phone = ? order by household_id", [phone])]
+
+
+def member_by_id_number(db: Database, id_number: str) -> dict | None:
+    rows = list(db.query("select * from members where id_number = ? limit 1", [id_number.upper()]))
+    return rows[0] if rows else None
+
+
+def household_enrollment(db: Database, household_id: str, year: int) -> list[dict]:
+    return list(db.query("select * from enrollments where household_id = ? and year = ? order by member_id",
+                         [household_id, year]))
+
+
+def household_members(db: Database, household_id: str) -> list[dict]:
+    return list(db.query("select * from members where household_id = ? order by member_id", [household_id]))
+
+
+def household_claims(db: Database, household_id: str, year: int) -> list[dict]:
+    """The household's claims whose admission falls in `year`, oldest first."""
+    return list(db.query(
+        "select * from claims where household_id = ? and admitted >= ? and admitted < ? order by admitted, claim_id",
+        [household_id, f"{year}-01-01", f"{year + 1}-01-01"]))
+
+
+def reimbursed_this_year(db: Database, member_id: str, year: int) -> dict:
+    """{'inpatient': Decimal, 'outpatient': Decimal} already reimbursed (审核通过 or 已拨付) in `year`."""
+    totals = {"inpatient": Decimal(0), "outpatient": Decimal(0)}
+    rows = db.query(
+        "select visit_type, reimbursed from claims where member_id = ? and admitted >= ? and admitted < ? "
+        f"and status in ({','.join('?' * len(PAID_STATUSES))})",
+        [member_id, f"{year}-01-01", f"{year + 1}-01-01", *PAID_STATUSES])
+    for r in rows:
+        kind = VISIT_KIND.get(r["visit_type"])  # 慢性病门诊 has its own rules and counts against neither
+        if kind:
+            totals[kind] += Decimal(r["reimbursed"] or "0")
+    return totals

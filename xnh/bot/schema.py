@@ -1,0 +1,78 @@
+"""The whole database schema, in one place, applied by sqlite-utils Migrations.
+
+Money is stored as TEXT holding a Decimal string (never REAL). Dates are ISO TEXT.
+Add a new migration at the end; never edit one that has shipped.
+"""
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("xnh")
+
+
+@migrations()
+def m001_county_data(db: Database):
+    db["members"].create({
+        "member_id": str, "household_id": str, "name": str, "sex": str, "id_number": str,
+        "relation": str, "phone": str, "township": str, "village": str, "category": str, "updated_at": str,
+    }, pk="member_id")
+    db["enrollments"].create({
+        "year": int, "member_id": str, "household_id": str, "name": str, "sex": str, "id_number": str,
+        "relation": str, "phone": str, "township": str, "village": str, "category": str,
+        "paid_amount": str, "paid_date": str, "status": str, "updated_at": str,
+    }, pk=("year", "member_id"))
+    db["claims"].create({
+        "claim_id": str, "member_id": str, "household_id": str, "name": str, "id_number": str,
+        "visit_type": str, "hospital": str, "level": str, "admitted": str, "discharged": str,
+        "total": str, "eligible": str, "reimbursed": str, "status": str, "reject_reason": str,
+        "paid_date": str, "paid_channel": str, "updated_at": str,
+    }, pk="claim_id")
+    db["claim_history"].create({
+        "id": int, "claim_id": str, "old_status": str, "status": str, "changed_at": str, "sync_run_id": int,
+    }, pk="id")
+    db["sync_runs"].create({
+        "id": int, "kind": str, "file": str, "encoding": str, "started_at": str, "finished_at": str,
+        "inserted": int, "updated": int, "unchanged": int, "rejected": int, "status": str,
+    }, pk="id")
+    db["rejected_rows"].create({
+        "id": int, "sync_run_id": int, "line": int, "column": str, "reason": str, "raw": str,
+    }, pk="id")
+    db["members"].create_index(["phone"])
+    db["members"].create_index(["household_id"])
+    db["members"].create_index(["id_number"])
+    db["enrollments"].create_index(["household_id", "year"])
+    db["enrollments"].create_index(["phone"])
+    db["enrollments"].create_index(["id_number"])
+    db["claims"].create_index(["household_id", "admitted"])
+    db["claims"].create_index(["member_id"])
+    db["claim_history"].create_index(["claim_id"])
+    db["rejected_rows"].create_index(["sync_run_id"])
+
+
+@migrations()
+def m002_conversation(db: Database):
+    db["conversations"].create({"sender": str, "state": str, "updated_at": float}, pk="sender")
+    db["bindings"].create({"sender": str, "phone": str, "channel": str, "bound_at": str}, pk="sender")
+    db["identity_attempts"].create({"id": int, "sender": str, "at": float, "ok": int}, pk="id")
+    db["identity_attempts"].create_index(["sender", "at"])
+    db["verified"].create({"sender": str, "household_id": str, "until": float}, pk="sender")
+    db["handoff_tickets"].create({
+        "id": int, "sender": str, "channel": str, "question": str, "created_at": str, "status": str,
+        "answer": str, "answered_by": str, "answered_at": str,
+    }, pk="id")
+    db["handoff_tickets"].create_index(["status", "id"])
+    db["processed_messages"].create({
+        "message_sid": str, "sender": str, "reply": str, "at": float,
+    }, pk="message_sid")
+
+
+@migrations()
+def m003_outbound(db: Database):
+    db["subscriptions"].create({"phone": str, "subscribed": int, "changed_at": str, "via": str}, pk="phone")
+    db["notifications"].create({
+        "id": int, "phone": str, "kind": str, "ref": str, "text": str, "status": str, "created_at": str,
+        "sent_at": str, "provider_sid": str, "error_code": str, "campaign_id": int,
+    }, pk="id")
+    db["notifications"].create_index(["status", "id"])
+    db["notifications"].create_index(["provider_sid"])
+    db["notifications"].create_index(["kind", "ref"], unique=True)
+    db["audit_log"].create({"id": int, "at": str, "actor": str, "action": str, "detail": str}, pk="id")

@@ -1,0 +1,125 @@
+"""Estimate a reimbursement from what the message says (and, for a known member, from the county
+data: category, age from the ID number, what was already reimbursed this year)."""
+from decimal import Decimal
+
+from .. import idnumber
+from ..bot import county
+from ..message import Reply
+from ..money import to_money
+from ..policy_kb import estimator
+from ..policy_kb.loader import levels
+from ..policy_kb.schemes import scheme_for
+from ..privacy import mask_name
+from .context import Context
+from .extract import Facts
+
+TABLE_LEVELS = ("township", "county", "city_province", "non_designated")
+
+
+def wants_estimate(f: Facts, text: str) -> bool:
+    """An amount together with a visit, a level, or words about reimbursing or spending."""
+    if f.total is None:
+        return False
+    return bool(f.visit or f.level or f.hospital or any(w in text for w in ("报", "花", "费", "用了", "开了", "交了")))
+
+
+def remember(f: Facts) -> dict:
+    """What a follow-up naming the hospital needs, kept in the conversation memory."""
+    return {"pending": "level", "total": str(f.total), "self_pay": str(f.self_pay), "approximate": f.approximate,
+            "visit": f.visit, "groups": f.groups, "age": f.age, "urban": f.urban, "third_party": f.third_party}
+
+
+def recall(state: dict, f: Facts) -> Facts:
+    """The remembered amount with the level (and anything new) from the follow-up."""
+    f.total = Decimal(state["total"])
+    f.self_pay = Decimal(state["self_pay"])
+    f.approximate = state["approximate"]
+    f.visit = f.visit or state["visit"]
+    f.groups = sorted(set(f.groups) | set(state["groups"]))
+    f.age = f.age or state["age"]
+    f.urban = f.urban or state["urban"]
+    f.third_party = f.third_party or state["third_party"]
+    return f
+
+
+def _personal(ctx: Context, f: Facts) -> dict | None:
+    """The sender's own member data, unless the message is about someone else."""
+    me = ctx.me
+    if me is None or f.third_party:
+        return None
+    year = ctx.today.year
+    return {
+        "member": me,
+        "age": idnumber.age_on(me["id_number"], ctx.today),
+        "category": me["category"],
+        "already": county.reimbursed_this_year(ctx.db, me["member_id"], year),
+        "name": mask_name(me["name"]),
+    }
+
+
+def _view(e: estimator.Estimate) -> dict:
+    return {
+        "level_label": levels()[e.level]["label"] if e.level else "门诊",
+        "total": e.total, "self_pay": e.self_pay, "deductible": e.deductible, "rate": e.rate,
+        "bonus": e.bonus, "reimbursed": e.reimbursed, "you_pay": e.you_pay, "capped": e.capped,
+        "cap": e.cap, "already": e.already, "remaining": e.remaining,
+    }
+
+
+def handle(ctx: Context, f: Facts) -> Reply:
+    """The estimate reply: one level, a table of levels (and remember the amount), or outpatient."""
+    personal = _personal(ctx, f)
+    urban = f.urban or (personal and personal["category"] == "城镇居民")
+    scheme = scheme_for(ctx.today, "urban" if urban else "ncms")
+    groups = list(f.groups)
+    age = f.age
+    already = {"inpatient": Decimal(0), "outpatient": Decimal(0)}
+    if personal:
+        groups.append(personal["category"])
+        age = age or personal["age"]
+        already = personal["already"]
+    data = {"scheme": scheme, "approximate": f.approximate, "hospital": f.hospital, "personal": personal,
+            "groups": [g for g in groups if g in scheme.bonus_groups], "age": age}
+    visit = f.visit or ("outpatient" if f.level == "village" else "inpatient")
+    if visit == "outpatient":
+        return _outpatient(ctx, f, scheme, already, data)
+    if f.level is None:
+        return _table(ctx, f, scheme, groups, age, already, data)
+    try:
+        e = estimator.inpatient(scheme, f.level, f.total, f.self_pay, groups, age, already["inpatient"])
+    except estimator.NotCovered:
+        ctx.state.clear()
+        return Reply("estimate", "estimate_not_covered",
+                     {**data, "level_label": levels()[f.level]["label"], "level": f.level, "total": f.total})
+    ctx.state.clear()
+    return Reply("estimate", "estimate", {**data, **_view(e), "estimate": e.as_json()})
+
+
+def _outpatient(ctx, f, scheme, already, data) -> Reply:
+    ctx.state.clear()
+    try:
+        e = estimator.outpatient(scheme, f.total, f.self_pay, already["outpatient"])
+    except estimator.NotCovered:
+        return Reply("estimate", "estimate_not_covered",
+                     {**data, "level_label": "门诊", "level": "outpatient", "total": f.total})
+    return Reply("estimate", "estimate_outpatient", {**data, **_view(e), "estimate": e.as_json()})
+
+
+def _table(ctx, f, scheme, groups, age, already, data) -> Reply:
+    rows = []
+    for level in TABLE_LEVELS:
+        try:
+            e = estimator.inpatient(scheme, level, f.total, f.self_pay, groups, age, already["inpatient"])
+        except estimator.NotCovered:
+            continue
+        rows.append({"level": level, "label": levels()[level]["label"], "reimbursed": e.reimbursed,
+                     "rate": e.rate, "deductible": e.deductible, "json": e.as_json()})
+    ctx.state.clear()
+    ctx.state.update(remember(f))
+    summary = {
+        "reimbursed": None, "level": None, "scheme": scheme.id, "total": str(to_money(f.total)),
+        "self_pay": str(to_money(f.self_pay)), "deductible": None, "rate": None,
+        "per_level": {r["level"]: r["json"] for r in rows},
+    }
+    return Reply("estimate", "estimate_table",
+                 {**data, "rows": rows, "total": f.total, "self_pay": f.self_pay, "estimate": summary})

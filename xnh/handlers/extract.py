@@ -1,0 +1,162 @@
+"""Read what the estimator needs out of a normalised message: amounts (any way people write them),
+the self-paid part, the visit type, the level or hospital, special groups, age and scheme.
+
+Numbers are found as spans first, then each span is converted by cn2an ("smart" mode handles
+3千, 一万二, 1.2万, 两万五, 1万5); spans that are ages, days, dates, phone or ID numbers are skipped.
+"""
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from ..policy_kb import hospitals
+from ..policy_kb.loader import levels
+
+_CN_DIGITS = "零〇一二两三四五六七八九"
+_CN_UNITS = "十百千万亿"
+_SPAN = re.compile(
+    rf"(?<![\d.])(?:\d[\d,]*(?:\.\d+)?|[{_CN_DIGITS}{_CN_UNITS}])[\d.{_CN_DIGITS}{_CN_UNITS}kKwW]*"
+)
+_MONEY_AFTER = re.compile(r"^\s*(?:多|来|余)?\s*(?:元|块|圆|rmb|RMB|人民币)")
+_NOT_MONEY_AFTER = re.compile(
+    r"^\s*(?:多|来|余)?\s*(?:岁|周岁|天|日|号|月|年|次|个|%|点|小时|钟|分钟|周|星期|礼拜|床|人|口|斤|公斤|"
+    r"里|公里|米|楼|层|级|组|户|胎|倍|页|张|项|位|份|瓶|盒|片|针)"
+)
+_APPROX_AFTER = re.compile(r"^\s*(?:多|来|余|左右|上下|出头)")
+_APPROX_BEFORE = re.compile(r"(?:大概|大约|约|差不多|将近|快|估计|可能|好像)\s*$")
+_SELF_PAY_BEFORE = re.compile(r"(?:自费|自付|自己出|自己掏|目录外|不能报|报不了|不报)[的药品项目部分了是有约大概]{0,3}\s*$")
+_PHONE_OR_ID = re.compile(r"\d{11,}[\dXx]?")
+_DATE = re.compile(r"\d{4}[-/.年]\d{1,2}(?:[-/.月]\d{1,2}[日号]?)?|\d{1,2}月\d{1,2}[日号]?")
+
+INPATIENT_WORDS = ("住院", "住了", "住过", "出院", "入院", "开刀", "手术", "生孩子", "分娩", "住着")
+OUTPATIENT_WORDS = ("门诊", "看病拿药", "拿药", "开药", "看门诊", "买药", "打针", "输液", "挂水", "看了个病", "看病")
+URBAN_WORDS = ("城镇居民", "居民医保", "城镇医保", "城居")
+GROUP_WORDS = {
+    "五保户": ("五保户", "五保"),
+    "独生子女户": ("独生子女", "独生"),
+    "二女户": ("二女户", "两女户", "双女户", "两个女儿", "二个女儿", "只有两个女儿"),
+    "村干部": ("村干部", "村支书", "村主任", "村长", "村会计", "支书"),
+    "低保户": ("低保",),
+}
+_AGE = re.compile(rf"([\d{_CN_DIGITS}十]+)\s*(?:多)?\s*(?:周岁|岁)")
+_YEAR = re.compile(r"(20\d\d|19\d\d)\s*年")
+
+
+@dataclass
+class Amount:
+    value: Decimal
+    approximate: bool = False
+    self_pay: bool = False
+    start: int = 0
+
+
+@dataclass
+class Facts:
+    """What a message says about a visit. None means: the message does not say."""
+
+    total: Decimal | None = None
+    self_pay: Decimal = Decimal(0)
+    approximate: bool = False
+    visit: str | None = None  # inpatient | outpatient
+    level: str | None = None  # a key of levels.toml
+    hospital: str | None = None  # the listed or written hospital name
+    groups: list = field(default_factory=list)
+    age: int | None = None
+    urban: bool = False
+    year: int | None = None
+    third_party: bool = False  # about someone else (我爸, 孩子): personal data of the sender does not apply
+
+
+def _to_number(span: str) -> Decimal | None:
+    """'3,000' → 3000, '3千2' → 3200, '1.2万' → 12000, '8k' → 8000; None when it is no number."""
+    import cn2an
+
+    s = span.replace(",", "").rstrip(".")
+    s = re.sub(r"[kK]$", "千", s)
+    s = re.sub(r"[wW]$", "万", s)
+    if re.fullmatch(r"\d+(?:\.\d+)?", s):
+        return Decimal(s)
+    try:
+        value = cn2an.cn2an(s, "smart")
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def amounts(text: str) -> list[Amount]:
+    """Every money amount in `text`, in order. Ages, days, dates, phone and ID numbers are skipped."""
+    masked = _PHONE_OR_ID.sub(lambda m: "#" * len(m.group()), text)
+    masked = _DATE.sub(lambda m: "#" * len(m.group()), masked)
+    out = []
+    for m in _SPAN.finditer(masked):
+        span, after, before = m.group(), masked[m.end():m.end() + 4], masked[max(0, m.start() - 8):m.start()]
+        if _NOT_MONEY_AFTER.match(after):
+            continue
+        has_unit = bool(_MONEY_AFTER.match(after))
+        if not re.search(r"\d", span) and not re.search(f"[{_CN_UNITS}]", span) and not has_unit:
+            continue  # a lone 一/二/两 is a word (一下, 两个), not money
+        if re.search(r"第\s*$", before):
+            continue
+        value = _to_number(span)
+        if value is None or value <= 0:
+            continue
+        out.append(Amount(value, bool(_APPROX_AFTER.match(after) or _APPROX_BEFORE.search(before)),
+                          bool(_SELF_PAY_BEFORE.search(before)), m.start()))
+    return out
+
+
+def _level_from_words(text: str) -> str | None:
+    """The level whose word appears in `text`; the longest word wins."""
+    best = None
+    for key, entry in levels().items():
+        for word in entry["words"]:
+            if word in text and (best is None or len(word) > len(best[1])):
+                best = (key, word)
+    return best[0] if best else None
+
+
+def _age(text: str) -> int | None:
+    m = _AGE.search(text)
+    if not m:
+        return None
+    value = _to_number(m.group(1))
+    return int(value) if value is not None and 0 < value < 130 else None
+
+
+THIRD_PARTY = re.compile(r"我?(?:爸|妈|娘|爹|爷|奶|姥|外公|外婆|孩子|儿子|女儿|闺女|媳妇|老婆|老公|丈夫|妻子|"
+                         r"婆婆|公公|岳父|岳母|哥|姐|弟|妹|侄|孙|亲戚|邻居|家人|老人|小孩|宝宝|娃)")
+
+
+def facts(text: str) -> Facts:
+    """Everything the estimator can use from a normalised message."""
+    f = Facts()
+    mention = hospitals.find(text)
+    rest = text
+    if mention:
+        f.hospital = mention.hospital.name if mention.hospital else mention.text
+        f.level = mention.hospital.level if mention.hospital else "non_designated"
+        rest = text[:mention.start] + "#" * (mention.end - mention.start) + text[mention.end:]
+    else:
+        f.level = _level_from_words(text)
+    age_free = _AGE.sub(lambda m: "#" * len(m.group()), rest)
+    found = amounts(age_free)
+    paid = [a for a in found if a.self_pay]
+    totals = [a for a in found if not a.self_pay]
+    if totals:
+        main = max(totals, key=lambda a: a.value)
+        f.total, f.approximate = main.value, main.approximate
+    if paid and f.total is not None:
+        f.self_pay = min(sum((a.value for a in paid), Decimal(0)), f.total)
+    if any(w in text for w in INPATIENT_WORDS):
+        f.visit = "inpatient"
+    elif any(w in text for w in OUTPATIENT_WORDS) or f.level == "village":
+        f.visit = "outpatient"
+    f.groups = [g for g, words in GROUP_WORDS.items() if any(w in text for w in words)]
+    f.age = _age(text)
+    f.urban = any(w in text for w in URBAN_WORDS)
+    year = _YEAR.search(text)
+    f.year = int(year.group(1)) if year else None
+    f.third_party = bool(THIRD_PARTY.search(text))
+    return f

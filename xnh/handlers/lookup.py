@@ -1,0 +1,135 @@
+"""查参合 / 查报销: personal data from the synced county export, only for a household bound to the
+sender's phone or proven with `查询 身份证号 姓名`. Names and numbers are masked in every reply."""
+import re
+from decimal import Decimal
+from functools import cache
+
+from .. import idnumber
+from ..bot import county, store
+from ..message import Reply
+from ..policy_kb.loader import KB_DIR, read_toml
+from ..policy_kb.schemes import scheme_for
+from ..privacy import mask_name
+from .context import Context
+
+MAX_FAILED = 5  # failed identity attempts per sender per day
+_QUERY = re.compile(r"(?:查询|查)?\s*([\dXx]{15,18})\s*([\u4e00-\u9fff·]{2,6})|"
+                    r"(?:查询|查)?\s*([\u4e00-\u9fff·]{2,6}?)\s*([\dXx]{15,18})")
+
+
+@cache
+def _steps() -> dict:
+    return read_toml(KB_DIR / "claim_steps.toml")
+
+
+def parse_identity(text: str) -> tuple[str, str] | None:
+    """('52990119560808001X', '杨树林') from '查询 52990119560808001X 杨树林' (either order)."""
+    m = _QUERY.search(text)
+    if not m:
+        return None
+    number, name = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+    name = re.sub(r"^(?:查询|查|姓名|名字)", "", name)
+    return number.upper(), name
+
+
+def verify(ctx: Context, number: str, name: str) -> Reply:
+    """Prove identity with ID number + name. Never says whether the ID exists."""
+    sender = ctx.message.sender
+    want = ctx.state.get("want", "claim_status")
+    if store.failed_attempts_today(ctx.db, sender) >= MAX_FAILED:
+        return Reply(want, "verify_locked", {})
+    if not idnumber.is_valid(number):
+        store.record_attempt(ctx.db, sender, False)
+        return Reply(want, "verify_bad_number", {})
+    member = county.member_by_id_number(ctx.db, number)
+    if member is None or member["name"] != name:
+        store.record_attempt(ctx.db, sender, False)
+        left = MAX_FAILED - store.failed_attempts_today(ctx.db, sender)
+        return Reply(want, "verify_failed", {"left": max(0, left)})
+    store.record_attempt(ctx.db, sender, True)
+    store.verify_sender(ctx.db, sender, member["household_id"])
+    ctx.__dict__.pop("households", None)
+    ctx.state.clear()
+    return enrollment(ctx) if want == "enrollment" else claim_status(ctx)
+
+
+def _ask_identity(ctx: Context, want: str) -> Reply:
+    ctx.state.clear()
+    ctx.state.update({"pending": "verify", "want": want})
+    return Reply(want, "ask_identity", {})
+
+
+def enrollment(ctx: Context) -> Reply:
+    """This year's enrollment of the sender's household(s): who, paid how much, when; or how to pay."""
+    if not ctx.households:
+        return _ask_identity(ctx, "enrollment")
+    year = ctx.today.year
+    scheme = scheme_for(ctx.today, "ncms")
+    households = []
+    for hh in ctx.households:
+        rows = county.household_enrollment(ctx.db, hh, year)
+        nxt = county.household_enrollment(ctx.db, hh, year + 1)
+        households.append({
+            "members": [_enrolled(r) for r in rows],
+            "next_members": [_enrolled(r) for r in nxt],
+            "unpaid": [r for r in rows if r["status"] == "未缴费"],
+            "due": sum(_due(r, scheme) for r in rows if r["status"] == "未缴费"),
+        })
+    contribution = scheme.contribution
+    window = _collection_window(ctx, contribution)
+    return Reply("enrollment", "enrollment", {"year": year, "households": households, "window": window,
+                                              "per_person": contribution.get("per_person")})
+
+
+def _enrolled(r: dict) -> dict:
+    return {"name": mask_name(r["name"]), "status": r["status"], "paid": r["paid_amount"] or "",
+            "paid_date": r["paid_date"] or "", "category": r["category"]}
+
+
+def _due(row: dict, scheme) -> Decimal:
+    if row["category"] in ("五保户", "低保户"):
+        return Decimal(0)
+    return scheme.contribution.get("per_person", Decimal(0))
+
+
+def _collection_window(ctx: Context, contribution: dict) -> dict:
+    """The next (or current) collection window: for year Y it runs in the autumn of Y−1."""
+    start, end = contribution.get("collect_from", "11-01"), contribution.get("collect_until", "12-30")
+    y = ctx.today.year
+    today = ctx.today.strftime("%m-%d")
+    return {"for_year": y + 1, "from": _md(start), "until": _md(end), "open": start <= today <= end,
+            "calendar_year": y}
+
+
+def _md(mmdd: str) -> str:
+    m, d = mmdd.split("-")
+    return f"{int(m)}月{int(d)}日"
+
+
+def claim_status(ctx: Context) -> Reply:
+    """The household's claims this year: status in plain words, amount, payment, next step."""
+    if not ctx.households:
+        return _ask_identity(ctx, "claim_status")
+    year = ctx.today.year
+    claims = []
+    for hh in ctx.households:
+        claims += [_claim_view(c) for c in county.household_claims(ctx.db, hh, year)]
+    return Reply("claim_status", "claim_status", {"year": year, "claims": claims})
+
+
+def _claim_view(c: dict) -> dict:
+    steps = _steps()
+    view = {
+        "name": mask_name(c["name"]), "visit": c["visit_type"], "hospital": c["hospital"],
+        "month": int(c["admitted"][5:7]) if c["admitted"] else None, "status": c["status"],
+        "meaning": steps["status"].get(c["status"], {}).get("meaning", ""),
+        "amount": c["reimbursed"] or "", "total": c["total"] or "", "paid_date": c["paid_date"] or "",
+        "channel": c["paid_channel"] or "", "reason": c["reject_reason"] or "", "next": "",
+    }
+    if c["status"] == "未通过":
+        reason = c["reject_reason"] or ""
+        for rule in steps["reasons"]:
+            if not rule["match"] or any(w in reason for w in rule["match"]):
+                view["next"] = rule["next"]
+                break
+    return view

@@ -1,0 +1,69 @@
+"""Make a message comparable: traditional → simplified (OpenCC), full-width → half-width (NFKC),
+control characters out, and voice-input homophones of domain words repaired through pinyin."""
+import re
+import unicodedata
+from functools import cache
+
+from ..policy_kb.loader import KB_DIR, read_toml
+
+MAX_LEN = 500  # longer messages are cut: no real question needs more, and work stays bounded
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202f\ufeff]")
+_SPACES = re.compile(r"[ \t\r\n\u3000]+")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@cache
+def _opencc():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+@cache
+def _homophones() -> dict:
+    """Toneless pinyin tuple → domain word, for each word of policy_kb/vocabulary.toml."""
+    words = read_toml(KB_DIR / "vocabulary.toml")["words"]
+    return {tuple(_sound(c) for c in w): w for w in sorted(words, key=len)}
+
+
+@cache
+def _sound(char: str) -> str | None:
+    """Toneless pinyin of one Han character (cached: a county's messages reuse few characters)."""
+    if not _HAN.match(char):
+        return None
+    from pypinyin import lazy_pinyin
+
+    return lazy_pinyin(char)[0]
+
+
+def _repair_homophones(text: str) -> str:
+    """Replace runs whose pinyin equals a domain word's (住员 → 住院). Longest words first."""
+    table = _homophones()
+    if not _HAN.search(text):
+        return text
+    chars = list(text)
+    sounds = [_sound(c) for c in chars]
+    lengths = sorted({len(k) for k in table}, reverse=True)
+    i = 0
+    while i < len(chars):
+        for n in lengths:
+            key = tuple(sounds[i:i + n])
+            word = table.get(key) if len(key) == n and None not in key else None
+            if word:
+                chars[i:i + n] = list(word)
+                i += n
+                break
+        else:
+            i += 1
+    return "".join(chars)
+
+
+def normalize(text: str) -> str:
+    """The form every handler reads. Idempotent."""
+    text = unicodedata.normalize("NFKC", text or "")[:MAX_LEN]
+    text = _CONTROL.sub(" ", text)
+    text = _SPACES.sub(" ", text).strip()
+    if _HAN.search(text):
+        text = _opencc().convert(text)
+        text = _repair_homophones(text)
+    return text

@@ -1,0 +1,97 @@
+"""`respond(message, db)`: the one entry point every channel calls. It normalises the text, decides
+what the message is about from what it contains, calls that intent's handler, keeps the sender's
+conversation memory, and words the reply with the channel's template.
+
+Order of the checks (first that applies wins):
+ 1. nothing readable                      → help
+ 2. opt-out / opt-in words                → unsubscribe / subscribe
+ 3. 人工 / 转人工                          → handoff
+ 4. a number picking a pending choice     → policy
+ 5. an ID number + name                   → identity check, then 查报销/查参合
+ 6. 查报销-type words                      → claim_status
+ 7. 查参合-type words                      → enrollment
+ 8. an amount with a visit/level/spending → estimate
+ 9. a level or hospital after an estimate table (remembered amount) → estimate
+10. anything else                         → knowledge base (answer, choice, or handoff)
+"""
+import logging
+import re
+
+from sqlite_utils import Database
+
+from .. import clock
+from ..bot import store
+from ..message import Message, Reply
+from ..render import render
+from . import estimate, extract, lookup, policy
+from .context import Context
+from .normalize import normalize
+
+logger = logging.getLogger(__name__)
+
+OPT_OUT = {"TD", "T", "退订", "STOP", "取消订阅", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT", "退定"}
+OPT_IN = {"订阅", "START", "开通订阅", "恢复订阅", "UNSTOP", "YES"}
+HUMAN = re.compile(r"^(?:转)?人工(?:服务|客服)?$|转人工|找人工|人工客服|真人|工作人员")
+CLAIM_STATUS = re.compile(
+    r"查报销|报销(?:到|进度|状态|情况|结果)|到哪(?:一步|了)|进度|(?:钱|款|补偿|报销).{0,6}(?:到账|到卡|打到|打了|发了|给了|下来|批下|拨)|"
+    r"(?:到账|到卡|打款|拨付)(?:了吗|了没|没有|没)|审核.{0,3}(?:了吗|了没|结果|通过)|报(?:了吗|了没)")
+ENROLL_CHECK = re.compile(
+    r"查参合|查.{0,2}合作医疗|有没有参合|参合了(?:吗|没|么)|参合没|参加了(?:吗|没)|(?:交|缴)(?:钱|费)?了(?:吗|没|么)|"
+    r"(?:交|缴|参合|参加|买).{0,8}(?:没有|了没|了吗|没交)|交没交|参没参合|是不是.{0,4}参合")
+_READABLE = re.compile(r"[\u4e00-\u9fff0-9a-zA-Z]")
+
+
+def _punctless(text: str) -> str:
+    return re.sub(r"[\s\W_]+", "", text).upper()
+
+
+def route(ctx: Context) -> Reply:
+    """Decide the intent from what the message contains and call its handler."""
+    text, state = ctx.text, ctx.state
+    if not _READABLE.search(text):
+        return Reply("help", "help", {"reason": "empty" if not text else "unreadable"})
+    word = _punctless(text)
+    if word in OPT_OUT:
+        return _subscription(ctx, False)
+    if word in OPT_IN:
+        return _subscription(ctx, True)
+    if HUMAN.search(text):
+        return policy.handoff(ctx, asked=True)
+    pick = policy.chosen(text, state)
+    if pick is not None:
+        return policy.answer(ctx, state["topics"][pick])
+    identity = lookup.parse_identity(text)
+    if identity:
+        return lookup.verify(ctx, *identity)
+    if CLAIM_STATUS.search(text):
+        return lookup.claim_status(ctx)
+    if ENROLL_CHECK.search(text):
+        return lookup.enrollment(ctx)
+    facts = extract.facts(text)
+    if estimate.wants_estimate(facts, text):
+        return estimate.handle(ctx, facts)
+    if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit == "outpatient"):
+        return estimate.handle(ctx, estimate.recall(state, facts))
+    return policy.handle(ctx)
+
+
+def _subscription(ctx: Context, on: bool) -> Reply:
+    phone = ctx.phone or ctx.message.sender
+    store.set_subscribed(ctx.db, phone, on, ctx.message.channel)
+    return Reply("subscribe" if on else "unsubscribe", "subscribe" if on else "unsubscribe", {})
+
+
+def respond(message: Message, db: Database) -> Reply:
+    """The reply to one message, worded for its channel. Never raises for any text."""
+    state = store.load_state(db, message.sender)
+    ctx = Context(message=message, db=db, text=normalize(message.text), today=clock.today(), state=dict(state))
+    try:
+        reply = route(ctx)
+    except Exception:  # a bug must not leave a farmer without an answer; it is logged loudly
+        logger.exception("respond failed for a %s message", message.channel)
+        ctx.state = {}
+        reply = Reply("help", "help", {"reason": "error"})
+    if ctx.state != state:
+        store.save_state(db, message.sender, ctx.state)
+    reply.text = render(reply, message.channel)
+    return reply

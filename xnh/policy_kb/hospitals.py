@@ -1,0 +1,109 @@
+"""Match a hospital named in a message against policy_kb/hospitals.toml, tolerating typos and
+voice-input homophones (rapidfuzz on characters, and on toneless pinyin).
+
+A named hospital that matches nothing but carries a place name (广州市白云区人民医院) is outside
+the county and not designated: `non_designated`.
+"""
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from rapidfuzz import fuzz
+
+from .loader import KB_DIR, KBError, levels, read_toml, require
+
+SUFFIX = re.compile(r"(?:医院|卫生院|保健院|卫生室|卫生所|医学院附院)")
+CUTOFF = 86  # measured on the tests' typo rows: 仁艾医院, 示范县人明医院 pass; 广州市人民医院 does not
+# Characters that may stand right before a hospital name without being part of it.
+_BEFORE = set("在去到了的住是个家我你他她妈爸娘儿女说看从那这上咱俺们就还又也刚才都和跟带送给往进")
+_PLACE = re.compile(r"[\u4e00-\u9fff]{2,}(?:省|市|区|州|县|镇|乡)")
+
+
+@dataclass(frozen=True)
+class Hospital:
+    name: str
+    level: str
+
+
+@cache
+def hospitals() -> tuple[tuple[str, Hospital], ...]:
+    """(written form, hospital) for every name and alias, longest first."""
+    path = KB_DIR / "hospitals.toml"
+    rows = require(read_toml(path), "hospitals", path.name, list)
+    known = levels()
+    out = []
+    for i, row in enumerate(rows):
+        where = f"{path.name} hospitals[{i}]"
+        h = Hospital(require(row, "name", where, str), require(row, "level", where, str))
+        if h.level not in known:
+            raise KBError(f"{where}: unknown level {h.level!r}")
+        for form in [h.name, *row.get("aliases", [])]:
+            out.append((form, h))
+    return tuple(sorted(out, key=lambda p: -len(p[0])))
+
+
+@cache
+def _generic_words() -> frozenset:
+    return frozenset(w for entry in levels().values() for w in entry["words"])
+
+
+@cache
+def _sounds(text: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return " ".join(lazy_pinyin(text))
+
+
+def _score(candidate: str, form: str) -> float:
+    by_char = fuzz.ratio(candidate, form)
+    by_sound = fuzz.ratio(_sounds(candidate), _sounds(form)) if by_char >= 60 else 0
+    return max(by_char, by_sound)
+
+
+@dataclass(frozen=True)
+class Mention:
+    hospital: Hospital | None  # None: a named hospital outside the list
+    start: int
+    end: int
+    text: str
+
+
+def find(text: str) -> Mention | None:
+    """The first hospital named in `text`: a listed one, or an unlisted one with a place name."""
+    for m in SUFFIX.finditer(text):
+        end = m.end()
+        best = (0.0, 0, None)
+        for k in range(len(m.group()) + 1, min(end, 14) + 1):
+            candidate = text[end - k:end]
+            if not re.fullmatch(r"[\u4e00-\u9fff]+", candidate) or candidate[0] in _BEFORE:
+                break
+            if candidate in _generic_words():
+                continue  # 乡镇卫生院, 县医院: a level word, not a hospital's name
+            for form, h in hospitals():
+                if abs(len(form) - k) > 2:
+                    continue
+                score = _score(candidate, form)
+                if score > best[0] or (score == best[0] and k > best[1]):
+                    best = (score, k, h)
+        score, k, h = best
+        if h is not None and score >= CUTOFF:
+            start = end - k
+            before = text[start - 1] if start > 0 else ""
+            if not before or not re.match(r"[\u4e00-\u9fff]", before) or before in _BEFORE:
+                return Mention(h, start, end, text[start:end])
+        named = _unlisted_name(text, end)
+        if named:
+            return named
+    return None
+
+
+def _unlisted_name(text: str, end: int) -> Mention | None:
+    """A hospital name with a place in it (广州市白云区人民医院): outside the county, not designated."""
+    start = end
+    while start > 0 and re.match(r"[\u4e00-\u9fff]", text[start - 1]) and text[start - 1] not in _BEFORE:
+        start -= 1
+    name = text[start:end]
+    place = _PLACE.match(name)
+    if place and not name.startswith(("示范", "本县", "我们县", "县")):
+        return Mention(None, start, end, name)
+    return None

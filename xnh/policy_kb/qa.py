@@ -1,0 +1,125 @@
+"""The Q&A topics of policy_kb/qa/*.toml: loaded, validated, and answered with the numbers of the
+scheme in force (answers are Jinja2 strings over `kb_vars`, so a new scheme file changes them).
+
+A topic:
+    id          unique, snake_case
+    question    the canonical question
+    paraphrases ≥ 6 ways rural users write it (used for matching)
+    heldout     more paraphrases, never used for matching: the held-out evaluation (bench/kb_eval.py)
+    sms         the short answer (≤ 134 characters once rendered)
+    telegram    the fuller answer (HTML allowed: <b>, <i>)
+    source      seed file and section, or POLICY.md section
+"""
+import datetime as dt
+from dataclasses import dataclass
+from functools import cache
+
+from jinja2 import Environment, StrictUndefined, TemplateError
+
+from ..money import percent, yuan
+from .loader import KB_DIR, KBError, levels, read_toml, require
+from .schemes import scheme_for
+
+SMS_LIMIT = 134
+MIN_PARAPHRASES = 6
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    question: str
+    paraphrases: tuple
+    heldout: tuple
+    sms: str
+    telegram: str
+    source: str
+    file: str
+
+
+def _mmdd(value: str) -> str:
+    month, day = value.split("-")
+    return f"{int(month)}月{int(day)}日"
+
+
+def _scheme_vars(s) -> dict:
+    out = {
+        "name": s.name, "short": s.short, "source": s.source,
+        "rate": {k: percent(r.rate) for k, r in s.rules.items()},
+        "deductible": {k: yuan(r.deductible) for k, r in s.rules.items()},
+        "bonus_rate": {k: percent(min(r.rate + s.group_bonus, 1)) for k, r in s.rules.items()},
+        "cap": yuan(s.inpatient_cap),
+        "cap_wan": f"{(s.inpatient_cap / 10000).normalize():f}万",
+        "bonus": percent(s.group_bonus), "bonus_age": s.bonus_age, "bonus_groups": "、".join(s.bonus_groups),
+        "op_rate": percent(s.outpatient_rate) if s.outpatient_rate is not None else None,
+        "op_cap": yuan(s.outpatient_cap) if s.outpatient_cap is not None else None,
+        "level": {k: v["label"] for k, v in levels().items()},
+    }
+    for key, value in s.contribution.items():
+        out[key] = _mmdd(value) if key.startswith("collect_") else yuan(value)
+    return out
+
+
+def kb_vars(day: dt.date) -> dict:
+    """What answers may use: `ncms` and `urban`, the schemes in force on `day`."""
+    return {"ncms": _scheme_vars(scheme_for(day, "ncms")), "urban": _scheme_vars(scheme_for(day, "urban"))}
+
+
+@cache
+def _env() -> Environment:
+    return Environment(undefined=StrictUndefined, autoescape=False)
+
+
+def render_answer(source: str, day: dt.date) -> str:
+    return _env().from_string(source).render(**kb_vars(day)).strip()
+
+
+def _topic(raw: dict, where: str, file: str) -> Topic:
+    t = Topic(
+        id=require(raw, "id", where, str),
+        question=require(raw, "question", where, str),
+        paraphrases=tuple(require(raw, "paraphrases", where, list)),
+        heldout=tuple(raw.get("heldout", [])),
+        sms=require(raw, "sms", where, str),
+        telegram=require(raw, "telegram", where, str),
+        source=require(raw, "source", where, str),
+        file=file,
+    )
+    where = f"{file} [{t.id}]"
+    if len(t.paraphrases) < MIN_PARAPHRASES:
+        raise KBError(f"{where}: needs at least {MIN_PARAPHRASES} paraphrases, has {len(t.paraphrases)}")
+    return t
+
+
+@cache
+def topics() -> tuple[Topic, ...]:
+    """Every topic of policy_kb/qa/*.toml, validated: unique ids, required fields, SMS length."""
+    out, seen = [], {}
+    for path in sorted((KB_DIR / "qa").glob("*.toml")):
+        rows = require(read_toml(path), "topics", path.name, list)
+        for i, raw in enumerate(rows):
+            t = _topic(raw, f"{path.name} topics[{i}]", path.name)
+            if t.id in seen:
+                raise KBError(f"{path.name} [{t.id}]: id already used in {seen[t.id]}")
+            seen[t.id] = path.name
+            out.append(t)
+    validate_answers(out, dt.date.today())
+    return tuple(out)
+
+
+def validate_answers(items, day: dt.date) -> None:
+    """Render every answer with the schemes of `day`; SMS answers must fit SMS_LIMIT."""
+    for t in items:
+        for field in ("sms", "telegram"):
+            try:
+                text = render_answer(getattr(t, field), day)
+            except TemplateError as e:
+                raise KBError(f"{t.file} [{t.id}]: {field} answer does not render: {e}") from e
+            if field == "sms" and len(text) > SMS_LIMIT:
+                raise KBError(f"{t.file} [{t.id}]: sms answer is {len(text)} characters, over {SMS_LIMIT}")
+
+
+def by_id(topic_id: str) -> Topic:
+    for t in topics():
+        if t.id == topic_id:
+            return t
+    raise KeyError(topic_id)

@@ -1,0 +1,50 @@
+"""Word a Reply with the channel's Jinja2 template: templates/sms/*.txt (short, plain text) for SMS,
+the web simulator and the CLI; templates/telegram/*.html (richer, HTML parse mode) for Telegram."""
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from .message import Reply
+from .money import percent, yuan
+
+TEMPLATES = Path(__file__).parent / "templates"
+CHANNEL_DIR = {"sms": "sms", "web": "sms", "cli": "sms", "telegram": "telegram"}
+
+
+@cache
+def env() -> Environment:
+    e = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    e.filters["yuan"] = yuan
+    e.filters["pct"] = percent
+    return e
+
+
+def render(reply: Reply, channel: str) -> str:
+    """The reply's words for `channel`; falls back to the SMS template when a channel has none."""
+    folder = CHANNEL_DIR.get(channel, "sms")
+    ext = "html" if folder == "telegram" else "txt"
+    name = f"{folder}/{reply.template}.{ext}"
+    if folder != "sms" and name not in _names():
+        name = f"sms/{reply.template}.txt"
+    text = env().get_template(name).render(**reply.data)
+    return _tidy(text, joiner="" if name.startswith("sms/") else "\n")
+
+
+@cache
+def _names() -> frozenset:
+    return frozenset(env().list_templates())
+
+
+def _tidy(text: str, joiner: str) -> str:
+    """SMS templates are written over several source lines but sent as one run of text (every
+    character costs); Telegram keeps its lines."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return joiner.join(line for line in lines if line)
