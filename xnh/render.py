@@ -24,6 +24,7 @@ def env() -> Environment:
     )
     e.filters["yuan"] = yuan
     e.filters["pct"] = percent
+    e.filters["md"] = month_day
     return e
 
 
@@ -36,6 +37,13 @@ def render(reply: Reply, channel: str) -> str:
         name = f"sms/{reply.template}.txt"
     text = env().get_template(name).render(**reply.data)
     return _tidy(text, joiner="" if name.startswith("sms/") else "\n")
+
+
+def month_day(iso: str | None) -> str:
+    """'2026-03-01' → '3月1日'; '' when there is no date."""
+    if not iso or len(iso) < 10:
+        return ""
+    return f"{int(iso[5:7])}月{int(iso[8:10])}日"
 
 
 @cache

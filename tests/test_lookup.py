@@ -1,0 +1,134 @@
+"""查参合 / 查报销 and identity checks through respond(): the right household, masked, nothing of
+anyone else's; the generic answer for a wrong name or unknown ID; the daily limit on tries."""
+import pytest
+
+# Rows as `xnh sync` stores them (the sync module has its own tests); three demo households.
+MEMBERS = [
+    # member_id, household, name, id_number, relation, phone, category
+    ("HHD001-01", "HHD001", "杨树林", "52990119560808001X", "户主", "13800009001", "普通"),
+    ("HHD001-02", "HHD001", "杨春花", "529901199202140041", "女", "13800009011", "普通"),
+    ("HHD002-01", "HHD002", "田玉珍", "529901196811300027", "户主", "13800009002", "五保户"),
+    ("HHD003-01", "HHD003", "罗永福", "529901198306060017", "户主", "13800009003", "普通"),
+]
+ENROLL = {"HHD001-01": ("30.00", "2025-11-12", "已参合"), "HHD001-02": ("30.00", "2025-11-12", "已参合"),
+          "HHD002-01": ("0.00", "2025-11-12", "已参合"), "HHD003-01": ("", "", "未缴费")}
+CLAIMS = [
+    # claim_id, member_id, visit, hospital, level, admitted, total, reimbursed, status, reason, paid_date
+    ("BCD1", "HHD001-01", "住院", "省人民医院", "city_province", "2026-01-05", "50200.00", "35000.00", "已拨付", "", "2026-03-01"),
+    ("BCD2", "HHD001-02", "住院", "宁波市北仑区人民医院", "non_designated", "2026-04-01", "4300.00", "", "已受理", "", ""),
+    ("BCD3", "HHD002-01", "住院", "南坪乡卫生院", "township", "2026-02-02", "2000.00", "1800.00", "审核通过", "", ""),
+    ("BCD4", "HHD003-01", "住院", "示范县仁爱医院", "county", "2026-03-27", "26000.00", "", "未通过", "缺少转诊证明", ""),
+    ("BCD5", "HHD003-01", "门诊", "东山镇卫生院", "township", "2025-05-01", "100.00", "50.00", "已拨付", "", "2025-06-01"),
+]
+
+
+@pytest.fixture
+def county(db):
+    for mid, hh, name, idn, rel, phone, cat in MEMBERS:
+        row = {"member_id": mid, "household_id": hh, "name": name, "sex": "", "id_number": idn, "relation": rel,
+               "phone": phone, "township": "西河乡", "village": "西河村", "category": cat, "updated_at": "2025-12-30T18:00:00"}
+        db["members"].insert(row)
+        paid, date, status = ENROLL[mid]
+        db["enrollments"].insert({**row, "year": 2026, "paid_amount": paid, "paid_date": date, "status": status})
+    for cid, mid, visit, hosp, level, adm, total, reimb, status, reason, paid in CLAIMS:
+        m = next(x for x in MEMBERS if x[0] == mid)
+        db["claims"].insert({"claim_id": cid, "member_id": mid, "household_id": m[1], "name": m[2], "id_number": m[3],
+                             "visit_type": visit, "hospital": hosp, "level": level, "admitted": adm, "discharged": adm,
+                             "total": total, "eligible": total, "reimbursed": reimb, "status": status,
+                             "reject_reason": reason, "paid_date": paid, "paid_channel": "一卡通" if paid else "",
+                             "updated_at": "2026-04-15T10:00:00"})
+    return db
+
+
+@pytest.mark.parametrize("text, sender, present, absent", [
+    ("查报销", "13800009001", ["已拨付", "35000", "3月1日", "一卡通", "已受理", "杨*林", "杨*花"],
+     ["杨树林", "杨春花", "田", "罗"]),
+    ("报销到哪一步了", "+86 138-0000-9001", ["已拨付", "已受理"], ["杨树林"]),
+    ("钱打到卡上了吗", "8613800009011", ["已拨付", "已受理"], ["杨春花"]),
+    ("报销款发了没有", "13800009002", ["审核通过", "1800", "田*珍"], ["杨", "罗", "田玉珍"]),
+    ("查报销", "13800009003", ["未通过", "缺少转诊证明", "转诊证明", "合管办"], ["罗永福", "2025", "杨"]),
+    # negative rows: an unregistered phone sees nothing, and is asked to prove identity
+    ("查报销", "13700000041", ["身份证"], ["已拨付", "杨", "田", "罗"]),
+    ("查参合", "13700000041", ["身份证"], ["已参合", "杨"]),
+])
+def test_personal_lookups_show_only_the_senders_household(county, ask, text, sender, present, absent):
+    reply = ask(text, sender=sender)
+    for word in present:
+        assert word in reply.text, (word, reply.text)
+    for word in absent:
+        assert word not in reply.text, (word, reply.text)
+
+
+@pytest.mark.parametrize("text, sender, present, absent", [
+    ("查参合", "13800009001", ["已参合", "杨*林", "杨*花", "30"], ["杨树林", "未缴费"]),
+    ("今年参合了吗", "13800009003", ["未缴费", "30", "11月1日", "12月30日"], ["罗永福", "已参合"]),
+    ("我在深圳打工,家里给我交了合作医疗没有", "13800009011", ["已参合"], ["杨春花"]),
+    ("交钱了没有", "13800009002", ["已参合", "民政"], ["田玉珍"]),
+])
+def test_enrollment(county, ask, text, sender, present, absent):
+    reply = ask(text, sender=sender)
+    assert reply.intent == "enrollment"
+    for word in present:
+        assert word in reply.text, (word, reply.text)
+    for word in absent:
+        assert word not in reply.text, (word, reply.text)
+
+
+def test_identity_unlocks_the_household_and_masks_it(county, ask):
+    first = ask("查报销", sender="13700000042")
+    assert "身份证" in first.text
+    reply = ask("查询 52990119560808001X 杨树林", sender="13700000042")
+    assert reply.intent == "claim_status"
+    assert "已拨付" in reply.text and "杨*林" in reply.text
+    assert "杨树林" not in reply.text and "52990119560808001X" not in reply.text
+    # the session lasts: 查参合 right after works without asking again
+    assert "已参合" in ask("查参合", sender="13700000042").text
+
+
+def test_verification_remembers_what_was_asked(county, ask):
+    ask("查参合", sender="13700000050")
+    reply = ask("查询 罗永福 529901198306060017", sender="13700000050")
+    assert reply.intent == "enrollment" and "未缴费" in reply.text
+
+
+@pytest.mark.parametrize("text", [
+    "查询 52990119560808001X 王五",       # right ID, wrong name
+    "查询 529901199001010013 杨树林",     # valid check digit, unknown ID
+])
+def test_wrong_name_and_unknown_id_get_the_same_answer(county, ask, text):
+    reply = ask(text, sender="13700000043")
+    same = ask("查询 529901199001010013 杨树林", sender="13700000044")
+    assert reply.text == same.text
+    assert "已拨付" not in reply.text and "杨" not in reply.text
+
+
+def test_bad_check_digit_is_refused_before_lookup(county, ask):
+    reply = ask("查询 529901195608080011 杨树林", sender="13700000045")
+    assert "校验" in reply.text or "不对" in reply.text
+    assert "已拨付" not in reply.text
+
+
+def test_five_failed_tries_a_day_then_polite_refusal(county, ask):
+    for _ in range(5):
+        ask("查询 52990119560808001X 王五", sender="13700000046")
+    reply = ask("查询 52990119560808001X 杨树林", sender="13700000046")  # now right, but locked
+    assert "明天" in reply.text and "已拨付" not in reply.text
+    assert county["verified"].count == 0
+
+
+def test_personal_estimate_uses_category_age_and_what_was_already_paid(county, ask):
+    # 杨树林: born 1956 (≥ 60: +10 points), 35000 already reimbursed in 2026 → 25000 left of 60000
+    reply = ask("我在省医院又住院花了5万能报多少", sender="13800009001")
+    assert reply.intent == "estimate"
+    assert reply.data["estimate"]["reimbursed"] == "25000.00"
+    assert "35000" in reply.text and "25000" in reply.text and "杨树林" not in reply.text
+
+
+def test_personal_estimate_for_a_wubao_member(county, ask):
+    reply = ask("在南坪乡卫生院住院花了1000", sender="13800009002")
+    assert reply.data["estimate"]["reimbursed"] == "900.00"  # 80% + 10 points
+
+
+def test_third_party_estimate_does_not_use_the_senders_data(county, ask):
+    reply = ask("我儿子在省医院住院花了5万", sender="13800009001")
+    assert reply.data["estimate"]["reimbursed"] == "29880.00"  # (50000 − 200) × 60%
