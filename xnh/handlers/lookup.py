@@ -133,3 +133,17 @@ def _claim_view(c: dict) -> dict:
                 view["next"] = rule["next"]
                 break
     return view
+
+
+def quota(ctx: Context) -> Reply:
+    """What the sender has had reimbursed this year and what is left of the inpatient and outpatient caps."""
+    me = ctx.me
+    scheme = scheme_for(ctx.today, "urban" if me["category"] == "城镇居民" else "ncms")
+    done = county.reimbursed_this_year(ctx.db, me["member_id"], ctx.today.year)
+    op_cap = scheme.outpatient_cap
+    return Reply("claim_status", "quota", {
+        "name": mask_name(me["name"]), "year": ctx.today.year, "scheme": scheme,
+        "inpatient": done["inpatient"], "inpatient_left": max(Decimal(0), scheme.inpatient_cap - done["inpatient"]),
+        "outpatient": done["outpatient"],
+        "outpatient_left": max(Decimal(0), op_cap - done["outpatient"]) if op_cap is not None else None,
+    })

@@ -3,14 +3,15 @@ what the message is about from what it contains, calls that intent's handler, ke
 conversation memory, and words the reply with the channel's template.
 
 Order of the checks (first that applies wins):
- 1. nothing readable                      → help
+ 1. nothing readable, a greeting, thanks  → help
  2. opt-out / opt-in words                → unsubscribe / subscribe
  3. 人工 / 转人工                          → handoff
  4. a number picking a pending choice     → policy
  5. an ID number + name                   → identity check, then 查报销/查参合
- 6. 查报销-type words                      → claim_status
+ 6. 今年报了多少 / 还能报多少 (a known member) → claim_status (what is left of the caps)
+    查报销-type words                      → claim_status
  7. 查参合-type words                      → enrollment
- 8. an amount with a visit/level/spending → estimate
+ 8. an amount with a visit/level/spending, or a bare amount → estimate
  9. a level or hospital after an estimate table (remembered amount) → estimate
 10. anything else                         → knowledge base (answer, choice, or handoff)
 """
@@ -38,7 +39,11 @@ CLAIM_STATUS = re.compile(
 ENROLL_CHECK = re.compile(
     r"查参合|查.{0,2}合作医疗|有没有参合|参合了(?:吗|没|么)|参合没|参加了(?:吗|没)|(?:交|缴)(?:钱|费)?了(?:吗|没|么)|"
     r"(?:交|缴|参合|参加|买).{0,8}(?:没有|了没|了吗|没交)|交没交|参没参合|是不是.{0,4}参合")
+QUOTA = re.compile(r"(?:今年|已经|一共|总共).{0,4}报了多少|还(?:能|可以|剩)报?多少|剩(?:余|下)(?:的)?(?:额度|多少)|额度还(?:有|剩)")
+GREETING = re.compile(r"^(?:你好|您好|在吗|在不在|喂|哈喽|hello|hi|嗨|早上好|晚上好|下午好)[啊呀吗么!！。.?？~]*$", re.I)
+THANKS = re.compile(r"^(?:谢谢|多谢|谢了|感谢|好的|好|知道了|明白了|晓得了|行|嗯|哦|ok|OK)[啊呀了您你!！。.~]*$")
 _READABLE = re.compile(r"[\u4e00-\u9fff0-9a-zA-Z]")
+_AMOUNT_ONLY = re.compile(r"^[约大概差不多花了共用]{0,4}[\d.,一二两三四五六七八九十百千万kK]+(?:多|来)?(?:元|块钱|块)?[左右]{0,2}$")
 
 
 def _punctless(text: str) -> str:
@@ -57,18 +62,22 @@ def route(ctx: Context) -> Reply:
         return _subscription(ctx, True)
     if HUMAN.search(text):
         return policy.handoff(ctx, asked=True)
+    if GREETING.match(text) or THANKS.match(text):
+        return Reply("help", "help", {"reason": "greeting" if GREETING.match(text) else "thanks"})
     pick = policy.chosen(text, state)
     if pick is not None:
         return policy.answer(ctx, state["topics"][pick])
     identity = lookup.parse_identity(text)
     if identity:
         return lookup.verify(ctx, *identity)
+    if QUOTA.search(text) and ctx.me:
+        return lookup.quota(ctx)
     if CLAIM_STATUS.search(text):
         return lookup.claim_status(ctx)
     if ENROLL_CHECK.search(text):
         return lookup.enrollment(ctx)
     facts = extract.facts(text)
-    if estimate.wants_estimate(facts, text):
+    if estimate.wants_estimate(facts, text) or (facts.total is not None and _AMOUNT_ONLY.match(text)):
         return estimate.handle(ctx, facts)
     if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit == "outpatient"):
         return estimate.handle(ctx, estimate.recall(state, facts))
