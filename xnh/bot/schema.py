@@ -76,3 +76,12 @@ def m003_outbound(db: Database):
     db["notifications"].create_index(["provider_sid"])
     db["notifications"].create_index(["kind", "ref"], unique=True)
     db["audit_log"].create({"id": int, "at": str, "actor": str, "action": str, "detail": str}, pk="id")
+
+
+@migrations()
+def m004_delivery_events(db: Database):
+    """Every Twilio delivery callback as it came (notifications keeps only the latest status)."""
+    db["delivery_events"].create({
+        "id": int, "provider_sid": str, "notification_id": int, "status": str, "error_code": str, "at": float,
+    }, pk="id")
+    db["delivery_events"].create_index(["provider_sid"])
