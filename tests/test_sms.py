@@ -1,0 +1,254 @@
+"""The Twilio adapter through Flask's test client, signed as Twilio signs (RequestValidator.compute_signature):
+signatures good, bad, missing, over a tampered body, behind a proxy; retried MessageSids; TwiML escaping;
+opt-out/opt-in; delivery callbacks; SMS part counting."""
+import threading
+import xml.etree.ElementTree as ET
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
+
+from xnh.app import create_app
+from xnh.bot import segments, sms
+
+TOKEN = "test-auth-token"
+URL = "http://localhost/sms"
+
+
+@pytest.fixture
+def app(db, tmp_path):
+    return create_app({"DB_PATH": str(tmp_path / "test.db"), "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_URL": None,
+                       "TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def form(body, sid="SM" + "1" * 32, frm="+8613700000001"):
+    return {"From": frm, "To": "+15005550006", "Body": body, "MessageSid": sid, "SmsSid": sid,
+            "AccountSid": "AC" + "0" * 32, "NumMedia": "0"}
+
+
+def sign(params, url=URL, token=TOKEN):
+    return RequestValidator(token).compute_signature(url, params)
+
+
+def post(client, params, signature=..., path="/sms", **kw):
+    headers = {} if signature is None else {"X-Twilio-Signature": sign(params, "http://localhost" + path)
+                                            if signature is ... else signature}
+    return client.post(path, data=params, headers=headers, **kw)
+
+
+def reply_of(resp) -> str:
+    assert resp.status_code == 200, resp.data
+    assert resp.mimetype == "text/xml"
+    root = ET.fromstring(resp.data)
+    assert root.tag == "Response"
+    return "".join(root.find("Message").itertext())
+
+
+def test_signed_request_gets_twiml_answer(client):
+    assert "2400" in reply_of(post(client, form("住院花了3000能报多少")))
+
+
+@pytest.mark.parametrize("signature", [None, "", "bm90LWEtc2lnbmF0dXJl", sign(form("x"), token="wrong")])
+def test_missing_or_wrong_signature_is_refused(client, db, signature):
+    resp = post(client, form("住院花了3000能报多少"), signature=signature)
+    assert resp.status_code == 403
+    assert db["processed_messages"].count == 0
+
+
+def test_tampered_body_is_refused(client):
+    params = form("查参合")
+    signature = sign(params)
+    params["Body"] = "退订"
+    assert post(client, params, signature=signature).status_code == 403
+
+
+def test_signature_over_another_url_is_refused(client):
+    params = form("查参合")
+    assert post(client, params, signature=sign(params, "http://localhost/other")).status_code == 403
+
+
+def test_no_auth_token_configured_refuses_everything(tmp_path):
+    app = create_app({"DB_PATH": str(tmp_path / "t.db"), "TWILIO_AUTH_TOKEN": None})
+    params = form("查参合")
+    assert post(app.test_client(), params).status_code == 403
+
+
+def test_public_url_is_what_is_signed(tmp_path):
+    app = create_app({"DB_PATH": str(tmp_path / "t.db"), "TWILIO_AUTH_TOKEN": TOKEN,
+                      "PUBLIC_URL": "https://xnh.example.cn/"})
+    client, params = app.test_client(), form("住院花了3000能报多少")
+    public = "https://xnh.example.cn/sms"
+    assert post(client, params, signature=sign(params, public)).status_code == 200
+    assert post(client, form("查参合", sid="SM2"), signature=sign(form("查参合", sid="SM2"))).status_code == 403
+
+
+def test_query_string_is_part_of_the_signed_url(client):
+    params = form("住院花了3000能报多少")
+    good = sign(params, "http://localhost/sms?tenant=demo")
+    assert client.post("/sms?tenant=demo", data=params, headers={"X-Twilio-Signature": good}).status_code == 200
+    bad = sign(params, URL)
+    assert client.post("/sms?tenant=demo", data=params, headers={"X-Twilio-Signature": bad}).status_code == 403
+
+
+def test_retried_message_sid_is_processed_once_with_the_same_reply(client, db):
+    params = form("人工", sid="SM" + "7" * 32)
+    first, second = reply_of(post(client, params)), reply_of(post(client, params))
+    assert first == second
+    assert db["handoff_tickets"].count == 1
+    assert db["processed_messages"].count == 1
+
+
+def test_distinct_message_sids_are_each_processed(client, db):
+    reply_of(post(client, form("人工", sid="SMa")))
+    reply_of(post(client, form("人工", sid="SMb")))
+    assert db["handoff_tickets"].count == 2
+
+
+def test_concurrent_deliveries_of_one_sid_run_the_handlers_once(app, db):
+    params, replies = form("人工", sid="SMconcurrent"), []
+
+    def deliver():
+        replies.append(reply_of(post(app.test_client(), params)))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(replies)) == 1 and len(replies) == 4
+    assert db["handoff_tickets"].count == 1
+
+
+def test_abandoned_claim_is_taken_over(client, db):
+    db["processed_messages"].insert({"message_sid": "SMstale", "sender": "13700000001", "reply": None, "at": 0.0})
+    assert "2400" in reply_of(post(client, form("住院花了3000能报多少", sid="SMstale")))
+
+
+@pytest.mark.parametrize("body", ["<script>alert(1)</script>", "]]><Message>x</Message>", "a & b < c > d \" '",
+                                  "\x00\x07控制字符\x1b", "住院花了3000能报多少<b>"])
+def test_hostile_bodies_get_well_formed_twiml(client, body):
+    resp = post(client, form(body, sid="SM" + str(abs(hash(body)))))
+    text = reply_of(resp)
+    assert text
+    assert b"<script>" not in resp.data
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_twiml_carries_any_text(text):
+    root = ET.fromstring(sms.twiml(text))
+    got = "".join(root.find("Message").itertext())
+    assert got == sms.xml_safe(text)
+
+
+@pytest.mark.parametrize("word,intent_text,subscribed", [
+    ("TD", "已退订", 0), ("退订", "已退订", 0), ("STOP", "已退订", 0), ("取消订阅", "已退订", 0), ("stop", "已退订", 0),
+    ("订阅", "已订阅", 1), ("START", "已订阅", 1),
+])
+def test_opt_out_and_opt_in_are_confirmed_and_recorded(client, db, word, intent_text, subscribed):
+    assert intent_text in reply_of(post(client, form(word, sid="SM-" + word)))
+    assert db["subscriptions"].get("13700000001")["subscribed"] == subscribed
+
+
+def test_opt_out_does_not_stop_answers(client):
+    reply_of(post(client, form("TD", sid="SM1")))
+    assert "2400" in reply_of(post(client, form("住院花了3000能报多少", sid="SM2")))
+
+
+def test_reply_never_exceeds_1600_characters(client, monkeypatch):
+    from xnh.message import Reply
+
+    def long_reply(message, db):
+        return Reply("policy", "policy", {}, text="报" * 5000)
+
+    monkeypatch.setattr(sms, "respond", long_reply)
+    assert len(reply_of(post(client, form("随便")))) == 1600
+
+
+# -- delivery callbacks -------------------------------------------------------------------------------
+
+def status(sid, state, code=None):
+    params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": state, "AccountSid": "AC" + "0" * 32,
+              "To": "+8613800000001", "From": "+15005550006"}
+    if code:
+        params["ErrorCode"] = code
+    return params
+
+
+@pytest.fixture
+def sent(db):
+    db["notifications"].insert({"phone": "13800000001", "kind": "payment", "ref": "C1", "text": "…",
+                                "status": "queued", "provider_sid": "SMout1"}, pk="id")
+    return lambda: db["notifications"].get(1)
+
+
+@pytest.mark.parametrize("steps,final,code", [
+    (["queued", "sent", "delivered"], "delivered", None),
+    (["sent", "undelivered"], "undelivered", "30005"),
+    (["failed"], "failed", "30003"),
+    (["delivered", "sent"], "delivered", None),  # a late 'sent' does not undo 'delivered'
+])
+def test_status_callbacks_update_the_message(client, db, sent, steps, final, code):
+    for step in steps:
+        params = status("SMout1", step, code if step == final else None)
+        assert post(client, params, path="/sms/status").status_code == 204
+    assert sent()["status"] == final
+    assert sent()["error_code"] == code
+    assert [e["status"] for e in db["delivery_events"].rows] == steps
+
+
+def test_status_callback_needs_a_signature(client, sent):
+    params = status("SMout1", "delivered")
+    assert post(client, params, path="/sms/status", signature=None).status_code == 403
+    assert post(client, params, path="/sms/status", signature=sign(params)).status_code == 403  # signed for /sms
+    assert sent()["status"] == "queued"
+
+
+def test_status_callback_for_unknown_message_is_acknowledged(client, db):
+    assert post(client, status("SMnobody", "delivered"), path="/sms/status").status_code == 204
+    assert db["delivery_events"].count == 1
+
+
+def test_status_callback_with_unknown_status_is_rejected(client, sent):
+    assert post(client, status("SMout1", "exploded"), path="/sms/status").status_code == 400
+
+
+# -- parts --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,encoding,parts", [
+    ("", "GSM-7", 1),
+    ("a" * 160, "GSM-7", 1),
+    ("a" * 161, "GSM-7", 2),
+    ("a" * 306, "GSM-7", 2),
+    ("a" * 307, "GSM-7", 3),
+    ("€" * 80, "GSM-7", 1),  # extension characters count two septets
+    ("€" * 81, "GSM-7", 2),
+    ("报" * 70, "UCS-2", 1),
+    ("报" * 71, "UCS-2", 2),
+    ("报" * 134, "UCS-2", 2),
+    ("报" * 135, "UCS-2", 3),
+    ("a" * 69 + "报", "UCS-2", 1),  # one Chinese character makes the whole text UCS-2
+    ("a" * 70 + "报", "UCS-2", 2),
+    ("😀" * 70, "UCS-2", 1),  # counted in code points
+])
+def test_segment_count(text, encoding, parts):
+    got = segments.count(text)
+    assert (got.encoding, got.segments) == (encoding, parts)
+
+
+@pytest.mark.parametrize("n,expect", [(1600, 1600), (1601, 1600), (10, 10)])
+def test_fit_caps_length(n, expect):
+    out = segments.fit("报" * n)
+    assert len(out) == expect
+    assert out.endswith("…") == (n > 1600)
+
+
+def test_healthz(client):
+    resp = client.get("/healthz")
+    assert resp.status_code == 200 and resp.get_json() == {"status": "ok"}

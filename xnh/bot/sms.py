@@ -1,0 +1,165 @@
+"""The Twilio SMS adapter: POST /sms (inbound messages, answered with TwiML) and POST /sms/status
+(delivery callbacks for the messages we sent). It only translates: check X-Twilio-Signature, turn
+the form into a Message, call respond(), put the words in TwiML.
+
+Every request must carry a valid X-Twilio-Signature computed with TWILIO_AUTH_TOKEN over the URL
+Twilio called (XNH_PUBLIC_URL + path when the service sits behind a proxy, else the request URL);
+anything else gets 403, and so does everything when no token is configured.
+
+Twilio retries a webhook that timed out or failed: an inbound MessageSid is claimed in the
+processed_messages table before it is answered, so a retry never runs the handlers twice and gets
+the very reply the first delivery got.
+"""
+import logging
+import re
+import time
+
+from flask import Blueprint, Response, abort, current_app, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from .. import app as app_mod
+from ..handlers.router import respond
+from ..message import Message
+from ..privacy import mask_phone, normalize_phone
+from . import segments
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("sms", __name__)
+
+CLAIM_WAIT = 10.0  # seconds a retry waits for the first delivery's reply before giving up (503)
+STALE_CLAIM = 60.0  # a claim older than this without a reply was abandoned (crash): take it over
+_STATUS_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
+                "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4, "read": 5}
+# XML 1.0 cannot carry these at all, escaped or not
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+class Busy(Exception):
+    """Another delivery of the same MessageSid is still being answered."""
+
+
+@bp.post("/sms")
+def inbound():
+    """Twilio's inbound-message webhook: one TwiML <Message> with the reply."""
+    _require_signature()
+    form = request.form
+    phone = normalize_phone(form.get("From", ""))
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    message = Message(text=form.get("Body", ""), sender=phone or "unknown", channel="sms", phone=phone or None)
+    try:
+        text = answer(app_mod.get_db(), sid, message)
+    except Busy:
+        return Response("busy", status=503, headers={"Retry-After": "1"})
+    return Response(twiml(text), mimetype="text/xml")
+
+
+@bp.post("/sms/status")
+def status_callback():
+    """Twilio's delivery callback: record the status (and error code) on the outbound message."""
+    _require_signature()
+    form = request.form
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    if not sid or status not in _STATUS_RANK:
+        abort(400)
+    db = app_mod.get_db()
+    if not record_status(db, sid, status, form.get("ErrorCode") or None):
+        logger.info("status %s for unknown message %s", status, sid)
+    return Response(status=204)
+
+
+def answer(db, sid: str, message: Message) -> str:
+    """The reply text for one inbound message, computed once per MessageSid."""
+    if not sid:
+        return _reply_text(message, db)
+    if not _claim(db, sid, message.sender):
+        return _wait_for_reply(db, sid)
+    try:
+        text = _reply_text(message, db)
+    except BaseException:
+        db.execute("delete from processed_messages where message_sid = ? and reply is null", [sid])
+        app_mod.finish(db)
+        raise
+    db.execute("update processed_messages set reply = ? where message_sid = ?", [text, sid])
+    app_mod.finish(db)
+    return text
+
+
+def _reply_text(message: Message, db) -> str:
+    reply = respond(message, db)
+    text = segments.fit(reply.text)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("sms %s → %s, %d part(s)", mask_phone(message.sender), reply.intent,
+                     segments.count(text).segments)
+    return text
+
+
+def _claim(db, sid: str, sender: str) -> bool:
+    """True when this delivery is the first of `sid` (or takes over an abandoned claim)."""
+    now = time.time()
+    cur = db.execute("insert or ignore into processed_messages (message_sid, sender, reply, at) "
+                     "values (?, ?, null, ?)", [sid, sender, now])
+    if cur.rowcount == 0:
+        cur = db.execute("update processed_messages set at = ? where message_sid = ? and reply is null "
+                         "and at < ?", [now, sid, now - STALE_CLAIM])
+    app_mod.finish(db)
+    return cur.rowcount == 1
+
+
+def _wait_for_reply(db, sid: str) -> str:
+    deadline = time.monotonic() + CLAIM_WAIT
+    while True:
+        row = db.execute("select reply from processed_messages where message_sid = ?", [sid]).fetchone()
+        app_mod.finish(db)
+        if row and row[0] is not None:
+            return row[0]
+        if time.monotonic() > deadline:
+            raise Busy(sid)
+        time.sleep(0.05)
+
+
+def twiml(text: str) -> str:
+    """A TwiML document with one <Message> holding `text`, escaped; characters XML cannot carry are dropped."""
+    resp = MessagingResponse()
+    resp.message(xml_safe(text))
+    return str(resp)
+
+
+def xml_safe(text: str) -> str:
+    """`text` without what XML 1.0 cannot carry, and with XML's own line ends (\\r\\n and \\r → \\n)."""
+    return _NOT_XML.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def record_status(db, sid: str, status: str, error_code: str | None) -> bool:
+    """Apply a delivery callback to the notification sent as `sid`; False when no such message.
+    A late callback never moves a message back (a 'sent' arriving after 'delivered' is kept as history only)."""
+    row = db.execute("select id, status from notifications where provider_sid = ?", [sid]).fetchone()
+    db["delivery_events"].insert({"provider_sid": sid, "status": status, "error_code": error_code,
+                                  "at": time.time(), "notification_id": row[0] if row else None})
+    if row is None:
+        return False
+    if _STATUS_RANK[status] >= _STATUS_RANK.get((row[1] or "").lower(), -1):
+        db.execute("update notifications set status = ?, error_code = ? where id = ?",
+                   [status, error_code if error_code else None, row[0]])
+    app_mod.finish(db)
+    return True
+
+
+def _require_signature() -> None:
+    token = current_app.config["TWILIO_AUTH_TOKEN"]
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not token or not signature:
+        abort(403)
+    if not RequestValidator(token).validate(signed_url(), request.form, signature):
+        logger.warning("bad X-Twilio-Signature on %s", request.path)
+        abort(403)
+
+
+def signed_url() -> str:
+    """The URL Twilio signed: XNH_PUBLIC_URL + path (+ query) when set, else the request URL."""
+    base = current_app.config["PUBLIC_URL"]
+    if not base:
+        return request.url
+    query = request.query_string.decode("latin-1")
+    return base.rstrip("/") + request.path + (f"?{query}" if query else "")
