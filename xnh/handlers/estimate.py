@@ -57,8 +57,16 @@ def _personal(ctx: Context, f: Facts) -> dict | None:
     }
 
 
+def _place(f: Facts) -> str:
+    """Where the visit was, as a reply names it: the listed hospital, else the level's label."""
+    if f.hospital and f.listed:
+        return f.hospital
+    return levels()[f.level]["label"] if f.level else ""
+
+
 def _view(e: estimator.Estimate) -> dict:
     return {
+        "level": e.level,
         "level_label": levels()[e.level]["label"] if e.level else "门诊",
         "total": e.total, "self_pay": e.self_pay, "deductible": e.deductible, "rate": e.rate,
         "bonus": e.bonus, "reimbursed": e.reimbursed, "you_pay": e.you_pay, "capped": e.capped,
@@ -78,8 +86,9 @@ def handle(ctx: Context, f: Facts) -> Reply:
         groups.append(personal["category"])
         age = age or personal["age"]
         already = personal["already"]
-    data = {"scheme": scheme, "approximate": f.approximate, "hospital": f.hospital, "personal": personal,
-            "groups": [g for g in groups if g in scheme.bonus_groups], "age": age}
+    data = {"scheme": scheme, "approximate": f.approximate, "hospital": f.hospital, "listed": f.listed,
+            "place": _place(f), "personal": personal, "groups": [g for g in groups if g in scheme.bonus_groups],
+            "age": age}
     visit = f.visit or ("outpatient" if f.level == "village" else "inpatient")
     if visit == "outpatient":
         return _outpatient(ctx, f, scheme, already, data)

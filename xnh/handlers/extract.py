@@ -13,19 +13,45 @@ from ..policy_kb.loader import levels
 
 _CN_DIGITS = "零〇一二两三四五六七八九"
 _CN_UNITS = "十百千万亿"
+MAX_AMOUNT = Decimal("10000000")  # 1千万: no hospital bill of a county's farmer is larger; bigger is no amount
 _SPAN = re.compile(
-    rf"(?<![\d.])(?:\d[\d,]*(?:\.\d+)?|[{_CN_DIGITS}{_CN_UNITS}])[\d.{_CN_DIGITS}{_CN_UNITS}kKwW]*"
+    rf"(?<![\d.])(?:\d{{1,3}}(?: \d{{3}})+(?![\d.])|\d[\d,]*(?:\.\d+)?|[{_CN_DIGITS}{_CN_UNITS}])"
+    rf"[\d.{_CN_DIGITS}{_CN_UNITS}kKwW]*"
 )
-_MONEY_AFTER = re.compile(r"^\s*(?:多|来|余)?\s*(?:元|块|圆|rmb|RMB|人民币)")
+_UNIT = r"(?:元|块钱|块|圆|rmb|RMB|人民币)"
+_MORE = r"(?:多(?!少)|来|余)"
+_MONEY_AFTER = re.compile(rf"^\s*{_MORE}?\s*{_UNIT}")
 _NOT_MONEY_AFTER = re.compile(
-    r"^\s*(?:多|来|余)?\s*(?:岁|周岁|天|日|号|月|年|次|个|%|点|小时|钟|分钟|周|星期|礼拜|床|人|口|斤|公斤|"
-    r"里|公里|米|楼|层|级|组|户|胎|倍|页|张|项|位|份|瓶|盒|片|针)"
+    rf"^\s*{_MORE}?\s*(?:岁|周岁|天|日|号|月|年|次|个|%|点|小时|钟|分钟|周|星期|礼拜|床|人|口|斤|公斤|"
+    r"里|公里|米|楼|层|级|组|户|胎|倍|页|张|项|位|份|瓶|盒|片|针|[:：/-]\d|\.\d)"
 )
-_APPROX_AFTER = re.compile(r"^\s*(?:多|来|余|左右|上下|出头)")
-_APPROX_BEFORE = re.compile(r"(?:大概|大约|约|差不多|将近|快|估计|可能|好像)\s*$")
+_APPROX_AFTER = re.compile(rf"^\s*(?:{_MORE}|{_UNIT}?\s*(?:{_MORE}|左右|上下|出头))")
+_APPROX_BEFORE = re.compile(r"(?:大概|大约|约|差不多|将近|快|估计|可能|好像)(?:花了|用了|花|用|是|有|要|共)?\s*$")
 _SELF_PAY_BEFORE = re.compile(r"(?:自费|自付|自己出|自己掏|目录外|不能报|报不了|不报)[的药品项目部分了是有约大概]{0,3}\s*$")
-_PHONE_OR_ID = re.compile(r"\d{11,}[\dXx]?")
-_DATE = re.compile(r"\d{4}[-/.年]\d{1,2}(?:[-/.月]\d{1,2}[日号]?)?|\d{1,2}月\d{1,2}[日号]?")
+# What looks like a number but is not money: masked before amounts are read.
+_NOT_AMOUNTS = re.compile(
+    r"\+?\d{11,}[\dXx]?"  # phone and ID numbers
+    r"|(?<!\d)(?:\+?86[- ]?)?1\d{2}[- ]\d{4}[- ]\d{4}(?!\d)"  # 138-1234-5678
+    r"|(?<!\d)0\d{2,3}-\d{7,8}(?!\d)"  # 0851-12345678
+    r"|(?<!\d)(?:19|20)\d\d[-/.](?:1[0-2]|0?[1-9])[-/.]\d{1,2}(?!\d)"  # 2026-03-05, 2026.3.5
+    r"|(?<!\d)(?:19|20)\d\d[-/](?:1[0-2]|0?[1-9])(?![\d.])"  # 2026-03
+    r"|(?<![\d.])(?:19|20)\d\d\s*年(?:\d{1,2}\s*月(?:\d{1,2}\s*[日号])?)?"  # 2026年3月5日
+    r"|(?<![\d.])\d{1,2}\s*月\s*\d{1,2}\s*[日号]?"  # 3月5日
+    r"|(?<![\d.])(?:1[0-2]|0?[1-9])/\d{1,2}(?![\d/])"  # 3/5
+    r"|\d{1,2}[:：]\d\d"  # 10:30
+    rf"|百分之[\d.{_CN_DIGITS}{_CN_UNITS}]+"  # 百分之七十
+)
+# 两三千 → 两千多, 十几万 → 十万多: a range or "some" is read as its lower bound, marked approximate.
+# Both rewrites keep the text's length, so positions stay valid.
+_SUCCESSOR = {"一": "二两", "二": "三", "两": "三", "三": "四", "四": "五", "五": "六", "六": "七", "七": "八", "八": "九"}
+_RANGE = re.compile(r"([一二两三四五六七八])([二两三四五六七八九])([十百千万])")
+_SOME = re.compile(rf"([{_CN_DIGITS}]?十)几([百千万]?)")
+
+
+def _lower_bound(m: re.Match) -> str:
+    first, second, unit = m.groups()
+    return first + unit + "多" if second in _SUCCESSOR[first] else m.group()
+
 
 INPATIENT_WORDS = ("住院", "住了", "住过", "出院", "入院", "开刀", "手术", "生孩子", "分娩", "住着")
 OUTPATIENT_WORDS = ("门诊", "看病拿药", "拿药", "开药", "看门诊", "买药", "打针", "输液", "挂水", "看了个病", "看病")
@@ -37,7 +63,7 @@ GROUP_WORDS = {
     "村干部": ("村干部", "村支书", "村主任", "村长", "村会计", "支书"),
     "低保户": ("低保",),
 }
-_AGE = re.compile(rf"([\d{_CN_DIGITS}十]+)\s*(?:多)?\s*(?:周岁|岁)")
+_AGE = re.compile(rf"([\d{_CN_DIGITS}十]+)\s*(?:多)?\s*(?:周岁|岁)|今年\s*(\d{{1,3}}|[{_CN_DIGITS}十]{{1,4}})\s*(?:多)?\s*(?:了|啦)")
 _YEAR = re.compile(r"(20\d\d|19\d\d)\s*年")
 
 
@@ -59,6 +85,7 @@ class Facts:
     visit: str | None = None  # inpatient | outpatient
     level: str | None = None  # a key of levels.toml
     hospital: str | None = None  # the listed or written hospital name
+    listed: bool = False  # the hospital is on policy_kb's list (else: as written, outside the county)
     groups: list = field(default_factory=list)
     age: int | None = None
     urban: bool = False
@@ -67,14 +94,13 @@ class Facts:
 
 
 def _to_number(span: str) -> Decimal | None:
-    """'3,000' → 3000, '3千2' → 3200, '1.2万' → 12000, '8k' → 8000; None when it is no number."""
-    import cn2an
-
-    s = span.replace(",", "").rstrip(".")
-    s = re.sub(r"[kK]$", "千", s)
-    s = re.sub(r"[wW]$", "万", s)
+    """'3,000' → 3000, '3千2' → 3200, '1.2万' → 12000, '8k' → 8000, '3k5' → 3500; None when it is no number."""
+    s = span.replace(",", "").replace(" ", "").rstrip(".")
+    s = s.replace("k", "千").replace("K", "千").replace("w", "万").replace("W", "万")
     if re.fullmatch(r"\d+(?:\.\d+)?", s):
         return Decimal(s)
+    import cn2an  # imported only for Chinese numerals: it costs about 0.2 s of start-up
+
     try:
         value = cn2an.cn2an(s, "smart")
     except (ValueError, KeyError, IndexError, TypeError):
@@ -85,22 +111,25 @@ def _to_number(span: str) -> Decimal | None:
         return None
 
 
+def _mask(m: re.Match) -> str:
+    return "#" * len(m.group())
+
+
 def amounts(text: str) -> list[Amount]:
-    """Every money amount in `text`, in order. Ages, days, dates, phone and ID numbers are skipped."""
-    masked = _PHONE_OR_ID.sub(lambda m: "#" * len(m.group()), text)
-    masked = _DATE.sub(lambda m: "#" * len(m.group()), masked)
+    """Every money amount in `text`, in order. Ages, days, dates, percentages, phone and ID numbers
+    are skipped; so are ordinals (第一) and lone numerals that are words (一下, 两个)."""
+    masked = _NOT_AMOUNTS.sub(_mask, text)
+    masked = _SOME.sub(lambda m: m.group(1) + m.group(2) + "多", _RANGE.sub(_lower_bound, masked))
     out = []
     for m in _SPAN.finditer(masked):
-        span, after, before = m.group(), masked[m.end():m.end() + 4], masked[max(0, m.start() - 8):m.start()]
-        if _NOT_MONEY_AFTER.match(after):
+        span, after, before = m.group(), masked[m.end():m.end() + 6], masked[max(0, m.start() - 8):m.start()]
+        if _NOT_MONEY_AFTER.match(after) or re.search(r"第\s*$", before):
             continue
         has_unit = bool(_MONEY_AFTER.match(after))
         if not re.search(r"\d", span) and not re.search(f"[{_CN_UNITS}]", span) and not has_unit:
             continue  # a lone 一/二/两 is a word (一下, 两个), not money
-        if re.search(r"第\s*$", before):
-            continue
         value = _to_number(span)
-        if value is None or value <= 0:
+        if value is None or value <= 0 or value >= MAX_AMOUNT:
             continue
         out.append(Amount(value, bool(_APPROX_AFTER.match(after) or _APPROX_BEFORE.search(before)),
                           bool(_SELF_PAY_BEFORE.search(before)), m.start()))
@@ -121,7 +150,7 @@ def _age(text: str) -> int | None:
     m = _AGE.search(text)
     if not m:
         return None
-    value = _to_number(m.group(1))
+    value = _to_number(m.group(1) or m.group(2))
     return int(value) if value is not None and 0 < value < 130 else None
 
 
@@ -136,6 +165,7 @@ def facts(text: str) -> Facts:
     rest = text
     if mention:
         f.hospital = mention.hospital.name if mention.hospital else mention.text
+        f.listed = mention.hospital is not None
         f.level = mention.hospital.level if mention.hospital else "non_designated"
         rest = text[:mention.start] + "#" * (mention.end - mention.start) + text[mention.end:]
     else:

@@ -5,11 +5,13 @@ import unicodedata
 from functools import cache
 
 from ..policy_kb.loader import KB_DIR, read_toml
+from ..policy_kb.sounds import sound as _sound
 
 MAX_LEN = 500  # longer messages are cut: no real question needs more, and work stays bounded
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202f\ufeff]")
 _SPACES = re.compile(r"[ \t\r\n\u3000]+")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
+_NUMERAL = re.compile(r"[零〇一二两三四五六七八九十百千万亿几]")
 
 
 @cache
@@ -26,16 +28,6 @@ def _homophones() -> dict:
     return {tuple(_sound(c) for c in w): w for w in sorted(words, key=len)}
 
 
-@cache
-def _sound(char: str) -> str | None:
-    """Toneless pinyin of one Han character (cached: a county's messages reuse few characters)."""
-    if not _HAN.match(char):
-        return None
-    from pypinyin import lazy_pinyin
-
-    return lazy_pinyin(char)[0]
-
-
 def _repair_homophones(text: str) -> str:
     """Replace runs whose pinyin equals a domain word's (住员 → 住院). Longest words first."""
     table = _homophones()
@@ -49,6 +41,8 @@ def _repair_homophones(text: str) -> str:
         for n in lengths:
             key = tuple(sounds[i:i + n])
             word = table.get(key) if len(key) == n and None not in key else None
+            if word and _NUMERAL.search("".join(chars[i:i + n])) and not _NUMERAL.search(word):
+                word = None  # 一元/一院 are money or a name (市一院), not 医院
             if word:
                 chars[i:i + n] = list(word)
                 i += n

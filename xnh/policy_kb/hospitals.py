@@ -11,12 +11,16 @@ from functools import cache
 from rapidfuzz import fuzz
 
 from .loader import KB_DIR, KBError, levels, read_toml, require
+from .sounds import sounds
 
 SUFFIX = re.compile(r"(?:医院|卫生院|保健院|卫生室|卫生所|医学院附院)")
 CUTOFF = 86  # measured on the tests' typo rows: 仁艾医院, 示范县人明医院 pass; 广州市人民医院 does not
 # Characters that may stand right before a hospital name without being part of it.
 _BEFORE = set("在去到了的住是个家我你他她妈爸娘儿女说看从那这上咱俺们就还又也刚才都和跟带送给往进")
 _PLACE = re.compile(r"[\u4e00-\u9fff]{2,}(?:省|市|区|州|县|镇|乡)")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
+MAX_NAME = 16  # characters looked at before 医院: longer runs are sentences, not names
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,42 @@ def _generic_words() -> frozenset:
 
 
 @cache
-def _sounds(text: str) -> str:
-    from pypinyin import lazy_pinyin
+def _forms() -> frozenset:
+    return frozenset(form for form, _ in hospitals())
 
-    return " ".join(lazy_pinyin(text))
+
+@cache
+def _bare_aliases() -> tuple[tuple[str, Hospital], ...]:
+    """Aliases that do not end like a hospital (县人医, 市一院): matched exactly, not fuzzily."""
+    return tuple((form, h) for form, h in hospitals() if not _ends_like_hospital(form))
+
+
+def _ends_like_hospital(form: str) -> bool:
+    m = None
+    for m in SUFFIX.finditer(form):
+        pass
+    return m is not None and m.end() == len(form)
+
+
+@cache
+def _own_county() -> tuple[str, ...]:
+    """Words that may stand before a listed name and still mean this county (县仁爱医院, 示范县...)."""
+    names = {m.group() for form, _ in hospitals() if (m := re.match(r"[\u4e00-\u9fff]{1,4}县", form))}
+    return tuple(sorted(names | {"本县", "县里", "县上", "县城", "县"}, key=len, reverse=True))
+
+
+def _is_own_county(prefix: str) -> bool:
+    while prefix:
+        word = next((w for w in _own_county() if prefix.endswith(w)), None)
+        if word is None:
+            return False
+        prefix = prefix[:-len(word)]
+    return True
+
+
+@cache
+def _sounds(text: str) -> str:
+    return sounds(text)
 
 
 def _score(candidate: str, form: str) -> float:
@@ -68,16 +104,33 @@ class Mention:
     text: str
 
 
+def _word_start(text: str, start: int, limit: int = MAX_NAME) -> int:
+    """Where the name ending at `start` begins: back over Han characters, up to a connecting word."""
+    while start > 0 and limit > 0 and _HAN.match(text[start - 1]) and text[start - 1] not in _BEFORE:
+        start -= 1
+        limit -= 1
+    return start
+
+
+def _listed(text: str, start: int, end: int, h: Hospital) -> Mention | None:
+    """A listed hospital found at text[start:end], unless a place that is not this county comes
+    before it (广东省人民医院 is not 省人民医院)."""
+    begin = _word_start(text, start)
+    if begin == start or _is_own_county(text[begin:start]):
+        return Mention(h, start, end, text[start:end])
+    return None
+
+
 def find(text: str) -> Mention | None:
     """The first hospital named in `text`: a listed one, or an unlisted one with a place name."""
     for m in SUFFIX.finditer(text):
         end = m.end()
         best = (0.0, 0, None)
-        for k in range(len(m.group()) + 1, min(end, 14) + 1):
+        for k in range(len(m.group()), min(end, MAX_NAME) + 1):
             candidate = text[end - k:end]
-            if not re.fullmatch(r"[\u4e00-\u9fff]+", candidate) or candidate[0] in _BEFORE:
+            if not _HAN_RUN.fullmatch(candidate) or candidate[0] in _BEFORE:
                 break
-            if candidate in _generic_words():
+            if candidate in _generic_words() and candidate not in _forms():
                 continue  # 乡镇卫生院, 县医院: a level word, not a hospital's name
             for form, h in hospitals():
                 if abs(len(form) - k) > 2:
@@ -87,23 +140,31 @@ def find(text: str) -> Mention | None:
                     best = (score, k, h)
         score, k, h = best
         if h is not None and score >= CUTOFF:
-            start = end - k
-            before = text[start - 1] if start > 0 else ""
-            if not before or not re.match(r"[\u4e00-\u9fff]", before) or before in _BEFORE:
-                return Mention(h, start, end, text[start:end])
+            found = _listed(text, end - k, end, h)
+            if found:
+                return found
         named = _unlisted_name(text, end)
         if named:
             return named
+    return _bare_alias(text)
+
+
+def _bare_alias(text: str) -> Mention | None:
+    """An alias written without 医院 (县人医, 市一院), exactly."""
+    for form, h in _bare_aliases():
+        start = text.find(form)
+        if start >= 0:
+            found = _listed(text, start, start + len(form), h)
+            if found:
+                return found
     return None
 
 
 def _unlisted_name(text: str, end: int) -> Mention | None:
     """A hospital name with a place in it (广州市白云区人民医院): outside the county, not designated."""
-    start = end
-    while start > 0 and re.match(r"[\u4e00-\u9fff]", text[start - 1]) and text[start - 1] not in _BEFORE:
-        start -= 1
+    start = _word_start(text, end)
     name = text[start:end]
     place = _PLACE.match(name)
-    if place and not name.startswith(("示范", "本县", "我们县", "县")):
+    if place and not _is_own_county(place.group()) and not name.startswith(("示范", "本县", "我们县", "县")):
         return Mention(None, start, end, name)
     return None
