@@ -1,0 +1,178 @@
+"""Sync speed and memory at 1,000,000 claims, against the sqlite3 command-line `.import` of the same file.
+
+    python bench/sync_bench.py [--rows 1000000] [--rounds 2] [--keep DIR]
+
+Generates a claims CSV (valid ID numbers, every status and level), then, alternating, in the same run:
+- `sqlite3 NEW.db ".mode csv" ".import FILE claims"` into a fresh database (the CLI creates a bare
+  table from the header: no key, no index, no checks);
+- `xnh sync claims FILE --no-progress` into a fresh database (XNH_DB), as a subprocess, while a
+  sampler adds up the resident memory of the process and its children (the reader process) every 20 ms;
+- `xnh sync claims FILE` again into the loaded database (every row unchanged).
+Prints the best time of each over the rounds, the ratio, and the peak memory. Needs the sqlite3 CLI:
+`apt-get install -y sqlite3` (installed here when missing). Figures: bench/SYNC_RESULTS.md.
+"""
+import argparse
+import csv
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HEADER = ("结算单号,参合证号,姓名,身份证号,就诊类型,医疗机构,机构级别,入院日期,出院日期,总费用,可报费用,补偿金额,"
+          "状态,拒付原因,拨付日期,拨付方式,更新时间").split(",")
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+LEVELS = [("示范县人民医院", "县级医院"), ("东山镇卫生院", "乡镇卫生院"), ("市第一人民医院", "省地级指定"),
+          ("市康宁医院", "县外民营定点"), ("东莞市长安医院", "县外非定点"), ("西河村卫生室", "村卫生室")]
+STATUSES = ["已受理", "审核中", "审核通过", "已拨付", "已拨付", "未通过"]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华兰"
+
+
+def id_number(r: random.Random) -> str:
+    body = f"529901{r.randint(1940, 2020)}{r.randint(1, 12):02d}{r.randint(1, 28):02d}{r.randint(0, 999):03d}"
+    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS)) % 11]
+
+
+def generate(path: Path, rows: int, seed: int = 1) -> None:
+    """`rows` claims of about rows/4 members in rows/10 households."""
+    r = random.Random(seed)
+    households = max(1, rows // 10)
+    members = [(f"HH{r.randrange(households):07d}-{r.randint(1, 5):02d}",
+                r.choice(SURNAMES) + "".join(r.choice(GIVEN) for _ in range(r.randint(1, 2))), id_number(r))
+               for _ in range(max(1, rows // 4))]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        for i in range(rows):
+            member, name, number = members[r.randrange(len(members))]
+            hospital, level = r.choice(LEVELS)
+            status = r.choice(STATUSES)
+            month, day = r.randint(1, 11), r.randint(1, 20)
+            admitted = f"2026-{month:02d}-{day:02d}"
+            discharged = f"2026-{month:02d}-{day + r.randint(0, 8):02d}"
+            total = r.randint(60, 50000)
+            eligible = total - r.randint(0, total // 10)
+            paid = status in ("审核通过", "已拨付")
+            w.writerow([f"BC{2026_0000000 + i:013d}", member, name, number, r.choice(["住院", "门诊", "住院分娩"]),
+                        hospital, level, admitted, discharged, f"{total}.00", f"{eligible}.00",
+                        f"{eligible * 6 // 10}.00" if paid else "", status,
+                        "缺少转诊证明" if status == "未通过" else "",
+                        f"2026-{month + 1:02d}-{day:02d}" if status == "已拨付" else "",
+                        "一卡通" if status == "已拨付" else "", f"2026-{month + 1:02d}-{day:02d}T09:00:00"])
+
+
+def rss_tree(pid: int) -> int:
+    """Resident KiB of `pid` and its children."""
+    total = 0
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def timed(cmd, env=None) -> tuple[float, int, str]:
+    """(seconds, peak KiB of the process tree, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], rss_tree(proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    sampler.join()
+    if proc.returncode:
+        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {err.strip()[-500:]}")
+    return seconds, peak[0], out
+
+
+def fresh(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def ensure_sqlite3() -> str:
+    exe = shutil.which("sqlite3")
+    if not exe:
+        subprocess.run(["apt-get", "install", "-y", "sqlite3"], check=True, stdout=subprocess.DEVNULL)
+        exe = shutil.which("sqlite3")
+    return exe
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--keep", help="work in this directory and keep the files")
+    args = ap.parse_args()
+    sqlite3_exe = ensure_sqlite3()
+    xnh = shutil.which("xnh") or sys.exit("xnh is not installed (pip install -e .)")
+    work = Path(args.keep or tempfile.mkdtemp(prefix="xnh-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / f"claims_{args.rows}.csv"
+    if not data.exists():
+        t = time.perf_counter()
+        generate(data, args.rows)
+        print(f"generated {data} ({data.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s")
+    env = dict(os.environ, XNH_TODAY="2026-12-15")
+    best = {"import": None, "sync": None, "resync": None}
+    peaks = {"sync": 0, "resync": 0}
+    lines = {}
+    for round_ in range(args.rounds):
+        cli_db, xnh_db = work / "cli.db", work / "xnh.db"
+        fresh(cli_db)
+        s, _, _ = timed([sqlite3_exe, str(cli_db), ".mode csv", f".import {data} claims"])
+        best["import"] = min(s, best["import"] or s)
+        fresh(xnh_db)
+        env["XNH_DB"] = str(xnh_db)
+        for key in ("sync", "resync"):
+            s, kib, out = timed([xnh, "sync", "claims", str(data), "--no-progress"], env=env)
+            best[key] = min(s, best[key] or s)
+            peaks[key] = max(peaks[key], kib)
+            lines[key] = out.strip().splitlines()[-1]
+        print(f"round {round_ + 1}: .import {best['import']:.2f}s  sync {best['sync']:.2f}s  "
+              f"re-sync {best['resync']:.2f}s  (best so far)  load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"rows: {args.rows}   machine: {os.cpu_count()} CPUs, {cpu_model()}")
+    print(f"sqlite3 .import (bare table): {best['import']:.2f}s")
+    print(f"xnh sync, empty database:     {best['sync']:.2f}s  = {best['sync'] / best['import']:.2f}x .import   "
+          f"peak {peaks['sync'] / 1024:.0f} MB   [{lines['sync']}]")
+    print(f"xnh sync, same file again:    {best['resync']:.2f}s  = {best['resync'] / best['import']:.2f}x .import   "
+          f"peak {peaks['resync'] / 1024:.0f} MB   [{lines['resync']}]")
+    if not args.keep:
+        shutil.rmtree(work)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Queue outbound notifications. For now: the payment notice sent when a claim becomes 已拨付.
+
+    from xnh.bot import notify
+    notify.queue_payment(db, "BC20260000001")   # True when a row was queued
+
+A queued row is `notifications(kind='payment', ref=claim_id, phone, text, status='queued')`; the
+unique (kind, ref) index keeps one per claim. The text is rendered here (templates/sms/payment_notice.txt)
+with the patient's name masked; sending it is the worker's job (a later issue).
+"""
+import logging
+
+from ..privacy import mask_name
+from ..render import env
+from .store import stamp
+
+logger = logging.getLogger(__name__)
+
+KIND = "payment"
+TEMPLATE = "sms/payment_notice.txt"
+
+# the member's own phone, else a phone of the household (the householder's first)
+_CLAIMS_TO_NOTIFY = """
+SELECT * FROM (
+SELECT c.claim_id, c.name, c.hospital, c.visit_type, c.admitted, c.reimbursed, c.paid_date, c.paid_channel,
+       COALESCE(NULLIF(m.phone, ''),
+                (SELECT h.phone FROM members AS h WHERE h.household_id = c.household_id AND h.phone != ''
+                 ORDER BY h.relation != '户主', h.member_id LIMIT 1)) AS phone
+FROM {source} AS p
+JOIN claims AS c ON c.claim_id = p.claim_id
+LEFT JOIN members AS m ON m.member_id = c.member_id
+WHERE c.status = '已拨付'
+  AND NOT EXISTS (SELECT 1 FROM notifications AS n WHERE n.kind = 'payment' AND n.ref = c.claim_id)
+) WHERE phone IS NOT NULL AND phone != ''
+"""
+_INSERT = ("INSERT OR IGNORE INTO notifications (phone, kind, ref, text, status, created_at) "
+           "VALUES (?, ?, ?, ?, 'queued', ?)")
+
+
+def payment_text(claim: dict) -> str:
+    """The SMS for a paid claim, one run of text (the template is written over several lines)."""
+    admitted = claim.get("admitted") or ""
+    text = env().get_template(TEMPLATE).render(
+        name=mask_name(claim.get("name")), month=int(admitted[5:7]) if len(admitted) >= 7 else None,
+        hospital=claim.get("hospital") or "", visit=claim.get("visit_type") or "",
+        amount=claim.get("reimbursed") or "", paid_date=claim.get("paid_date") or "",
+        channel=claim.get("paid_channel") or "")
+    return "".join(line.strip() for line in text.splitlines())
+
+
+def queue_payments_from(db, source: str) -> int:
+    """Queue a payment notice for each paid claim whose id is in table `source` (a trusted name, e.g. a
+    temp table the sync filled) and that has none yet. Claims with no known phone are skipped.
+    Returns the number queued. Runs inside the caller's transaction."""
+    cursor = db.conn.execute(_CLAIMS_TO_NOTIFY.format(source=source))
+    columns = [d[0] for d in cursor.description]
+    now = stamp()
+    queued = 0
+    while batch := cursor.fetchmany(1000):
+        values = []
+        for row in batch:
+            claim = dict(zip(columns, row))
+            if claim["phone"]:
+                values.append((claim["phone"], KIND, claim["claim_id"], payment_text(claim), now))
+        if values:
+            queued += db.conn.executemany(_INSERT, values).rowcount
+    return queued
+
+
+def queue_payment(db, claim_id: str) -> bool:
+    """Queue the payment notice for one claim (if it is 已拨付, has a phone and has none yet)."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS _xnh_notify_one (claim_id TEXT PRIMARY KEY)")
+    with db.atomic():
+        db.execute("DELETE FROM temp._xnh_notify_one")
+        db.execute("INSERT INTO temp._xnh_notify_one VALUES (?)", [claim_id])
+        queued = queue_payments_from(db, "temp._xnh_notify_one")
+        db.execute("DELETE FROM temp._xnh_notify_one")
+    return queued > 0
