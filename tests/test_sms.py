@@ -54,7 +54,7 @@ def test_signed_request_gets_twiml_answer(client):
     assert "2400" in reply_of(post(client, form("住院花了3000能报多少")))
 
 
-@pytest.mark.parametrize("signature", [None, "", "bm90LWEtc2lnbmF0dXJl", sign(form("x"), token="wrong")])
+@pytest.mark.parametrize("signature", [None, "", "bm90LWEtc2lnbmF0dXJl", "ünïcödé", sign(form("x"), token="wrong")])
 def test_missing_or_wrong_signature_is_refused(client, db, signature):
     resp = post(client, form("住院花了3000能报多少"), signature=signature)
     assert resp.status_code == 403
@@ -86,6 +86,14 @@ def test_public_url_is_what_is_signed(tmp_path):
     public = "https://xnh.example.cn/sms"
     assert post(client, params, signature=sign(params, public)).status_code == 200
     assert post(client, form("查参合", sid="SM2"), signature=sign(form("查参合", sid="SM2"))).status_code == 403
+
+
+def test_signature_over_the_url_with_its_default_port_is_accepted(tmp_path):
+    app = create_app({"DB_PATH": str(tmp_path / "t.db"), "TWILIO_AUTH_TOKEN": TOKEN,
+                      "PUBLIC_URL": "https://xnh.example.cn"})
+    params = form("住院花了3000能报多少")
+    signature = sign(params, "https://xnh.example.cn:443/sms")
+    assert post(app.test_client(), params, signature=signature).status_code == 200
 
 
 def test_query_string_is_part_of_the_signed_url(client):

@@ -26,10 +26,9 @@ def serve(host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
     logger.info("xnh serving on http://%s:%s (%d threads, database %s)", host, server.effective_port,
                 threads, app.config["DB_PATH"])
     try:
-        server.run()
-    except KeyboardInterrupt:
-        logger.info("stopping")
+        server.run()  # returns on Ctrl-C / SIGTERM (waitress catches the KeyboardInterrupt)
     finally:
+        logger.info("stopping")
         if runner:
             runner.stop()
         server.close()
