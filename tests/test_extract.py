@@ -48,6 +48,8 @@ def test_total_in_every_form(text, value):
 
 
 @pytest.mark.parametrize("text", [
+    "花了几十万还能补吗",  # vague: no number to estimate on
+    "俺爹七十多了住院能多报不",  # an age without 岁
     "我的电话13812345678",
     "电话138-1234-5678",
     "座机0851-12345678",
@@ -142,6 +144,8 @@ def test_visit_and_level(text, visit, level):
     ("我65岁在县医院住院3000", [], 65, False),
     ("我爸75岁在县医院住院3000", [], 75, True),
     ("我爸七十多岁住院3000", [], 70, True),
+    ("俺爹七十多了住院花了3000", [], 70, True),
+    ("他都八十了在县医院住院花了一万", [], 80, True),
     ("我今年75了住院3000", [], 75, False),
     ("我爷爷80岁了,在乡镇卫生院住院花了3000", [], 80, True),
     ("五保户住院3000", ["五保户"], None, False),

@@ -36,6 +36,20 @@ from test_lookup import county  # noqa: F401  (fixture: three demo households)
     ("县医院住院报销比例是多少", "policy"),
     ("我住院三天了", "policy"),
     ("退订是什么意思", "policy"),
+    # how-questions that use status or paying words are policy questions
+    ("报销款打到哪", "policy"),
+    ("钱打到银行卡吗", "policy"),
+    ("报销多少天能下来", "policy"),
+    ("审核没通过咋办", "policy"),
+    ("报销结果会公示吗?", "policy"),
+    ("出院的时候直接就报了吗", "policy"),
+    ("要先把钱全交了吗", "policy"),
+    ("交费有没有发票", "policy"),
+    ("俺爹七十多了住院能多报不", "policy"),
+    # while a done-or-not question about the family's own claim or payment is a lookup
+    ("我娘的报销报了没", "claim_status"),
+    ("钱打到卡上了吗", "claim_status"),
+    ("参合费交了吗", "enrollment"),
 ])
 def test_intent(ask, text, intent):
     assert ask(text).intent == intent

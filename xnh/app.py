@@ -4,7 +4,8 @@ optional Telegram webhook and GET /healthz. `xnh serve` runs it on waitress; tes
 
 Configuration comes from the environment (../shared/SPEC.md) unless `test_config` overrides it:
 DB_PATH (XNH_DB), TWILIO_AUTH_TOKEN, PUBLIC_URL (XNH_PUBLIC_URL), SECRET_KEY (XNH_SECRET_KEY),
-SIMULATOR (XNH_SIMULATOR, "off" hides the simulator), TELEGRAM_WEBHOOK_SECRET.
+SIMULATOR (XNH_SIMULATOR: "auto" (default) shows the simulator only while the database holds
+nothing but the demo county, "on"/"off" force it), TELEGRAM_WEBHOOK_SECRET.
 
 SQLite connections are not shared between threads: each worker thread keeps its own connection to
 the database (`thread_db`), opened without re-running the migrations, which `create_app` applies
@@ -34,7 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         TWILIO_AUTH_TOKEN=os.environ.get("TWILIO_AUTH_TOKEN") or None,
         PUBLIC_URL=os.environ.get("XNH_PUBLIC_URL") or None,
         SECRET_KEY=os.environ.get("XNH_SECRET_KEY") or secrets.token_hex(32),
-        SIMULATOR=os.environ.get("XNH_SIMULATOR", "on").lower() not in ("off", "0", "false", "no"),
+        SIMULATOR=_simulator_mode(os.environ.get("XNH_SIMULATOR", "auto")),
         TELEGRAM_WEBHOOK_SECRET=os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None,
         TELEGRAM_RUNNER=None,  # set by server.serve in webhook mode
         JSON_AS_ASCII=False,
@@ -53,6 +54,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config["TWILIO_AUTH_TOKEN"]:
         logger.warning("TWILIO_AUTH_TOKEN is not set: POST /sms and /sms/status refuse every request (403)")
     return app
+
+
+def _simulator_mode(raw: str) -> bool | str:
+    """True (on), False (off) or "auto": on while the database holds only the demo county."""
+    raw = raw.strip().lower()
+    if raw in ("off", "0", "false", "no"):
+        return False
+    if raw in ("on", "1", "true", "yes"):
+        return True
+    return "auto"
 
 
 def healthz():

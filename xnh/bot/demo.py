@@ -26,10 +26,20 @@ def is_empty(db: Database) -> bool:
     return db.execute("SELECT count(*) FROM members").fetchone()[0] == 0
 
 
+DEMO_DIR_PREFIX = "xnh-demo-"
+
+
+def is_demo_only(db: Database) -> bool:
+    """True when every import into the database was the demo county's (or there was none)."""
+    row = db.execute("SELECT count(*) FROM sync_runs WHERE file NOT LIKE ?",
+                     [f"%{DEMO_DIR_PREFIX}%"]).fetchone()
+    return row[0] == 0
+
+
 def load(db: Database) -> str:
     """Import the demo county's enrollment, then its claims; returns a short description."""
     counts = {}
-    with tempfile.TemporaryDirectory(prefix="xnh-demo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=DEMO_DIR_PREFIX) as tmp:
         for kind, name in FILES:
             source = resources.files("xnh") / "demo" / name
             target = Path(tmp) / name

@@ -47,7 +47,7 @@ def load_state(db: Database, sender: str) -> dict:
 
 def save_state(db: Database, sender: str, state: dict) -> None:
     if not state:
-        db.execute("delete from conversations where sender = ?", [sender])
+        db["conversations"].delete_where("sender = ?", [sender])
         return
     db["conversations"].upsert({"sender": sender, "state": json.dumps(state, ensure_ascii=False),
                                 "updated_at": time.time()}, pk="sender")

@@ -2,8 +2,9 @@
 text through respond() exactly as an SMS from that phone would go, and returns the SMS reply with
 the parts it would cost. No credentials: this is what a newcomer sees after `xnh serve`.
 
-The page is for a demo county (synthetic households). On a deployment holding real county data,
-set XNH_SIMULATOR=off: the simulator answers as whichever phone number is typed into it.
+The page is for a demo county (synthetic households): the simulator answers as whichever phone
+number is typed into it, so by default (XNH_SIMULATOR=auto) it is served only while the database
+holds nothing but the demo county; a real `xnh sync` turns it off. XNH_SIMULATOR=on/off forces it.
 """
 import logging
 
@@ -13,7 +14,7 @@ from .. import app as app_mod
 from ..handlers.router import respond
 from ..message import Message
 from ..privacy import mask_name, normalize_phone
-from . import segments
+from . import demo, segments
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("web", __name__)
@@ -60,7 +61,12 @@ def demo_phones(db, limit: int = DEMO_PHONES) -> list[dict]:
 
 
 def _require_enabled():
-    if not current_app.config["SIMULATOR"]:
+    """The simulator answers as whatever phone is typed in: with real county data that would show
+    anyone's claims, so in "auto" mode it exists only while the database is the demo county."""
+    mode = current_app.config["SIMULATOR"]
+    if mode == "auto":
+        mode = demo.is_demo_only(app_mod.get_db())
+    if not mode:
         abort(404)
 
 

@@ -63,7 +63,9 @@ GROUP_WORDS = {
     "村干部": ("村干部", "村支书", "村主任", "村长", "村会计", "支书"),
     "低保户": ("低保",),
 }
-_AGE = re.compile(rf"([\d{_CN_DIGITS}十]+)\s*(?:多)?\s*(?:周岁|岁)|今年\s*(\d{{1,3}}|[{_CN_DIGITS}十]{{1,4}})\s*(?:多)?\s*(?:了|啦)")
+_PERSON = r"(?:我|俺|他|她|爸|爹|妈|娘|爷爷|奶奶|爷|奶|姥姥|姥爷|外公|外婆|老人|父亲|母亲|公公|婆婆|老伴|岳父|岳母)"
+_AGE = re.compile(rf"([\d{_CN_DIGITS}十]+)\s*(?:多)?\s*(?:周岁|岁)|"
+                  rf"(?:今年|{_PERSON}(?:今年|都|已经|快|也)?)\s*(\d{{1,3}}|[{_CN_DIGITS}十]{{1,4}})\s*(?:多)?\s*(?:了|啦)")
 _YEAR = re.compile(r"(20\d\d|19\d\d)\s*年")
 
 
@@ -123,7 +125,7 @@ def amounts(text: str) -> list[Amount]:
     out = []
     for m in _SPAN.finditer(masked):
         span, after, before = m.group(), masked[m.end():m.end() + 6], masked[max(0, m.start() - 8):m.start()]
-        if _NOT_MONEY_AFTER.match(after) or re.search(r"第\s*$", before):
+        if _NOT_MONEY_AFTER.match(after) or re.search(r"[第几]\s*$", before):
             continue
         has_unit = bool(_MONEY_AFTER.match(after))
         if not re.search(r"\d", span) and not re.search(f"[{_CN_UNITS}]", span) and not has_unit:
@@ -155,7 +157,7 @@ def _age(text: str) -> int | None:
 
 
 THIRD_PARTY = re.compile(r"我?(?:爸|妈|娘|爹|爷|奶|姥|外公|外婆|孩子|儿子|女儿|闺女|媳妇|老婆|老公|丈夫|妻子|"
-                         r"婆婆|公公|岳父|岳母|哥|姐|弟|妹|侄|孙|亲戚|邻居|家人|老人|小孩|宝宝|娃)")
+                         r"他|她|婆婆|公公|岳父|岳母|哥|姐|弟|妹|侄|孙|亲戚|邻居|家人|老人|小孩|宝宝|娃)")
 
 
 def facts(text: str) -> Facts:

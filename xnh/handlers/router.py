@@ -33,12 +33,20 @@ logger = logging.getLogger(__name__)
 OPT_OUT = {"TD", "T", "退订", "STOP", "取消订阅", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT", "退定"}
 OPT_IN = {"订阅", "START", "开通订阅", "恢复订阅", "UNSTOP", "YES"}
 HUMAN = re.compile(r"^(?:转)?人工(?:服务|客服)?$|转人工|找人工|人工客服|真人|工作人员")
+# 查报销: explicit words, or money/approval words with a done-or-not marker (了/没): "钱打到卡上了吗"
+# asks about a claim, "钱打到哪张卡" asks about the policy.
 CLAIM_STATUS = re.compile(
-    r"查报销|报销(?:到|进度|状态|情况|结果)|到哪(?:一步|了)|进度|(?:钱|款|补偿|报销).{0,6}(?:到账|到卡|打到|打了|发了|给了|下来|批下|拨)|"
-    r"(?:到账|到卡|打款|拨付)(?:了吗|了没|没有|没)|审核.{0,3}(?:了吗|了没|结果|通过)|报(?:了吗|了没)")
-ENROLL_CHECK = re.compile(
-    r"查参合|查.{0,2}合作医疗|有没有参合|参合了(?:吗|没|么)|参合没|参加了(?:吗|没)|(?:交|缴)(?:钱|费)?了(?:吗|没|么)|"
-    r"(?:交|缴|参合|参加|买).{0,8}(?:没有|了没|了吗|没交)|交没交|参没参合|是不是.{0,4}参合")
+    r"查报销|查.{0,2}报销(?:情况|进度|记录)|报销(?:进度|状态)|到哪(?:一步|了)|进度|"
+    r"(?:钱|款|补偿|报销|报账).{0,8}(?:到账|到卡|打到|打|发|给|下来|批|拨|报).{0,5}(?:了|没)|"
+    r"(?:到账|到卡|打款|拨付|批下来|报下来)(?:了吗|了没|没有|没)|审核.{0,3}(?:了吗|了没|完了|结果)|"
+    r"(?:我|我家|家里|俺|俺家|咱家|我的|我妈|我爸|我娘|我爹|老人|孩子).{0,8}(?:报了吗|报了没)")
+# Questions about how things work, even when they use status words: "审核没通过咋办", "多久能到账".
+HOW_QUESTION = re.compile(r"怎么办|咋办|怎么弄|怎么处理|如何|多久|多长时间|几天|多少天|哪里看|在哪看|公示|直接|会不会|能不能|可不可以")
+# 查参合: explicit words, or paying/joining with a done-or-not marker in a sentence about the scheme or
+# the family ("我家交了没有"); a short "交钱了吗" alone counts too. "要先把钱交了吗" does not.
+ENROLL_EXPLICIT = re.compile(r"查参合|查.{0,2}合作医疗|有没有参合|参合了(?:吗|没|么)|参合没|参没参合|是不是.{0,4}参合|交没交")
+ENROLL_DONE = re.compile(r"(?:交|缴|参合|参加|买|办).{0,8}(?:没有|了没|了吗|了么|没交|没缴)")
+ENROLL_TOPIC = re.compile(r"参合|合作医疗|新农合|农合|医保|参保|合疗|今年|明年|家里|我家|俺家|咱家|全家|家人|给我")
 QUOTA = re.compile(r"(?:今年|已经|一共|总共).{0,4}报了多少|还(?:能|可以|剩)报?多少|剩(?:余|下)(?:的)?(?:额度|多少)|额度还(?:有|剩)")
 GREETING = re.compile(r"^(?:你好|您好|在吗|在不在|喂|哈喽|hello|hi|嗨|早上好|晚上好|下午好)[啊呀吗么!！。.?？~]*$", re.I)
 THANKS = re.compile(r"^(?:谢谢|多谢|谢了|感谢|好的|好|知道了|明白了|晓得了|行|嗯|哦|ok|OK)[啊呀了您你!！。.~]*$")
@@ -72,9 +80,9 @@ def route(ctx: Context) -> Reply:
         return lookup.verify(ctx, *identity)
     if QUOTA.search(text) and ctx.me:
         return lookup.quota(ctx)
-    if CLAIM_STATUS.search(text):
+    if CLAIM_STATUS.search(text) and not HOW_QUESTION.search(text):
         return lookup.claim_status(ctx)
-    if ENROLL_CHECK.search(text):
+    if _enrollment_check(text):
         return lookup.enrollment(ctx)
     facts = extract.facts(text)
     if estimate.wants_estimate(facts, text) or (facts.total is not None and _AMOUNT_ONLY.match(text)):
@@ -82,6 +90,13 @@ def route(ctx: Context) -> Reply:
     if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit == "outpatient"):
         return estimate.handle(ctx, estimate.recall(state, facts))
     return policy.handle(ctx)
+
+
+def _enrollment_check(text: str) -> bool:
+    if ENROLL_EXPLICIT.search(text):
+        return True
+    return bool(ENROLL_DONE.search(text)) and (bool(ENROLL_TOPIC.search(text)) or len(_punctless(text)) <= 6) \
+        and not HOW_QUESTION.search(text)
 
 
 def _subscription(ctx: Context, on: bool) -> Reply:

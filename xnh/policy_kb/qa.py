@@ -69,8 +69,19 @@ def _env() -> Environment:
     return Environment(undefined=StrictUndefined, autoescape=False)
 
 
+@cache
+def _compiled(source: str):
+    return _env().from_string(source)
+
+
+@cache
+def _vars(day: dt.date) -> dict:
+    return kb_vars(day)
+
+
 def render_answer(source: str, day: dt.date) -> str:
-    return _env().from_string(source).render(**kb_vars(day)).strip()
+    """An answer with the numbers of the schemes in force on `day` (templates and values cached)."""
+    return _compiled(source).render(**_vars(day)).strip()
 
 
 def _topic(raw: dict, where: str, file: str) -> Topic:
