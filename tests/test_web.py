@@ -86,3 +86,21 @@ def test_simulator_in_headless_chromium(app):
             assert page.locator(".msg.me img").count() == 0  # shown as text, never as markup
         finally:
             browser.close()
+
+
+def test_simulator_turns_itself_off_once_real_data_is_synced(tmp_path):
+    """Auto mode: on for the demo county, 404 after a real export is imported (it answers as any phone)."""
+    from xnh.bot import demo, store, sync
+
+    path = str(tmp_path / "t.db")
+    app = create_app({"DB_PATH": path})
+    db = store.open_db(path)
+    demo.load(db)
+    assert app.test_client().get("/").status_code == 200
+    real = tmp_path / "county_export.csv"
+    real.write_text("年度,参合证号,户号,姓名,性别,身份证号,与户主关系,联系电话,乡镇,村,人员类别,缴费金额,缴费日期,参合状态,更新时间\n"
+                    "2026,HHX-01,HHX,张三,男,52990119560808001X,户主,13900000001,西河乡,西河村,普通,30.00,2025-11-12,已参合,"
+                    "2025-12-30T18:00:00\n", encoding="utf-8")
+    sync.run(db, "enrollment", str(real), progress=False)
+    assert app.test_client().get("/").status_code == 404
+    assert app.test_client().post("/api/simulate", json={"phone": "13900000001", "text": "查参合"}).status_code == 404
