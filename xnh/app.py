@@ -25,6 +25,9 @@ from .bot import store
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 _local = threading.local()
+# Held while a message is answered (it reads and writes SQLite several times): one writer at a time in
+# this process, so threads queue on a Python lock instead of sleeping in SQLite's busy handler.
+WRITES = threading.RLock()
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -21,6 +21,7 @@ def env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        auto_reload=False,  # templates ship with the package: no stat() per render
     )
     e.filters["yuan"] = yuan
     e.filters["pct"] = percent

@@ -13,11 +13,6 @@ def members_by_phone(db: Database, phone: str) -> list[dict]:
     return list(db.query("select * from members where phone = ? order by member_id", [phone]))
 
 
-def households_by_phone(db: Database, phone: str) -> list[str]:
-    return [r["household_id"] for r in db.query(
-        "select distinct household_id from members where phone = ? order by household_id", [phone])]
-
-
 def member_by_id_number(db: Database, id_number: str) -> dict | None:
     rows = list(db.query("select * from members where id_number = ? limit 1", [id_number.upper()]))
     return rows[0] if rows else None

@@ -71,20 +71,25 @@ def status_callback():
 
 
 def answer(db, sid: str, message: Message) -> str:
-    """The reply text for one inbound message, computed once per MessageSid."""
-    if not sid:
-        return _reply_text(message, db)
-    if not _claim(db, sid, message.sender):
-        return _wait_for_reply(db, sid)
-    try:
-        text = _reply_text(message, db)
-    except BaseException:
-        db.execute("delete from processed_messages where message_sid = ? and reply is null", [sid])
-        app_mod.finish(db)
-        raise
-    db.execute("update processed_messages set reply = ? where message_sid = ?", [text, sid])
-    app_mod.finish(db)
-    return text
+    """The reply text for one inbound message, computed once per MessageSid.
+
+    Messages are answered one at a time in this process (app.WRITES): the work is CPU-bound under the
+    GIL anyway, and two threads writing SQLite at once would make one of them sleep in SQLite's
+    busy handler (up to 100 ms a try), which is what long tails under load were made of."""
+    with app_mod.WRITES:
+        if not sid:
+            return _reply_text(message, db)
+        if _claim(db, sid, message.sender):
+            try:
+                text = _reply_text(message, db)
+            except BaseException:
+                db.execute("delete from processed_messages where message_sid = ? and reply is null", [sid])
+                app_mod.finish(db)
+                raise
+            db.execute("update processed_messages set reply = ? where message_sid = ?", [text, sid])
+            app_mod.finish(db)
+            return text
+    return _wait_for_reply(db, sid)  # outside the lock: the first delivery may be in another process
 
 
 def _reply_text(message: Message, db) -> str:

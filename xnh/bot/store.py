@@ -46,11 +46,15 @@ def load_state(db: Database, sender: str) -> dict:
 
 
 def save_state(db: Database, sender: str, state: dict) -> None:
-    if not state:
-        db["conversations"].delete_where("sender = ?", [sender])
-        return
-    db["conversations"].upsert({"sender": sender, "state": json.dumps(state, ensure_ascii=False),
-                                "updated_at": time.time()}, pk="sender")
+    # plain SQL: this runs for most messages, and sqlite-utils' upsert inspects the table each time
+    with db.conn:
+        if not state:
+            db.conn.execute("delete from conversations where sender = ?", [sender])
+            return
+        db.conn.execute(
+            "insert into conversations (sender, state, updated_at) values (?, ?, ?) "
+            "on conflict (sender) do update set state = excluded.state, updated_at = excluded.updated_at",
+            [sender, json.dumps(state, ensure_ascii=False), time.time()])
 
 
 # -- identity ---------------------------------------------------------------------------------------

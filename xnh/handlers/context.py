@@ -30,9 +30,14 @@ class Context:
         return normalize_phone(self.message.sender)
 
     @cached_property
+    def _own_members(self) -> list[dict]:
+        """The members whose own 联系电话 is the sender's phone."""
+        return county.members_by_phone(self.db, self.phone) if self.phone else []
+
+    @cached_property
     def households(self) -> list[str]:
         """Households the sender may see: bound to the phone, or verified by ID number + name."""
-        found = county.households_by_phone(self.db, self.phone) if self.phone else []
+        found = sorted({m["household_id"] for m in self._own_members})
         verified = store.verified_household(self.db, self.message.sender)
         if verified and verified not in found:
             found.append(verified)
@@ -41,7 +46,5 @@ class Context:
     @cached_property
     def me(self) -> dict | None:
         """The one member whose own phone this is (for personal estimates), else None."""
-        if not self.phone:
-            return None
-        rows = county.members_by_phone(self.db, self.phone)
+        rows = self._own_members
         return rows[0] if len(rows) == 1 else None
