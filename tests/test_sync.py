@@ -93,6 +93,15 @@ def test_sample_bad_rows_are_rejected_with_line_column_and_reason(db, copy):
     assert row == ("已拨付", "640.00")  # the older row 14 (审核中) did not win
 
 
+def test_a_clean_file_leaves_no_report_and_clears_a_stale_one(db, copy):
+    source = copy("enrollment.csv")
+    stale = source.with_name(source.name + ".rejected.csv")
+    stale.write_text("line,column,reason,raw\n9,x,old,y\n", encoding="utf-8")
+    result = sync.run(db, "enrollment", source)
+    assert result.rejected == 0 and not stale.exists()
+    assert result.summary_lines()[-2] == "rejected rows: none (no report written)"
+
+
 @pytest.mark.parametrize("name,kind,rows", [
     ("enrollment_gbk.csv", "enrollment", 150),
     ("claims_gbk.csv", "claims", 33),

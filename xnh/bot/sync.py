@@ -105,7 +105,7 @@ class Result:
         if self.report_note:
             lines.append(self.report_note)
         lines.append(f"rejected rows written to {self.report}" if self.rejected
-                     else f"rejected rows: none (report {self.report})")
+                     else "rejected rows: none (no report written)")
         lines.append(f"inserted={self.inserted} updated={self.updated} unchanged={self.unchanged} "
                      f"rejected={self.rejected}")
         return lines
@@ -555,15 +555,25 @@ class _Report:
             target, self.tmp = fallback, fallback.with_name(fallback.name + ".tmp")
             self.f = open(self.tmp, "w", encoding="utf-8-sig", newline="")
         self.path = target
+        self.rows = 0
         self.writer = csv.writer(self.f)
         self.writer.writerow(["line", "column", "reason", "raw"])
 
     def write(self, line: int, column: str, reason: str, raw: str) -> None:
+        self.rows += 1
         self.writer.writerow([line, column, reason, raw])
 
     def finish(self) -> None:
+        """Put the report in place; with nothing rejected, leave no file (and no stale one from before)."""
         self.f.close()
-        os.replace(self.tmp, self.path)
+        if self.rows:
+            os.replace(self.tmp, self.path)
+            return
+        for path in (self.tmp, self.path):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
 
     def abandon(self) -> None:
         self.f.close()
