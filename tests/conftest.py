@@ -8,7 +8,13 @@ from xnh.bot.store import open_db
 from xnh.message import Message
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-DATA = Path(__file__).resolve().parents[1] / "xnh" / "demo"
+COPIES = Path(__file__).resolve().parent / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of ../shared/ (e.g. 'eval/dev_cases.json'), or its copy in tests/data/ in a bare clone."""
+    path = SHARED / relative
+    return path if path.exists() else COPIES / Path(relative).name
 
 
 @pytest.fixture(autouse=True)

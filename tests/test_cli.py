@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from xnh.bot.cli import cli
-from tests.conftest import SHARED
+from tests.conftest import shared_file
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_every_command_has_help(runner, path, command):
 def test_ask_json_keys(runner, text, intents, has_estimate):
     result = runner.invoke(cli, ["ask", text, "--json"])
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     assert out["intent"] in intents
     assert out["reply"].strip()
     assert ("estimate" in out) is has_estimate
@@ -51,7 +51,7 @@ def test_ask_json_keys(runner, text, intents, has_estimate):
 
 
 def test_ask_json_table_has_per_level(runner):
-    out = json.loads(runner.invoke(cli, ["ask", "住院花了3000能报多少", "--json"]).output)
+    out = json.loads(runner.invoke(cli, ["ask", "住院花了3000能报多少", "--json"]).stdout)
     assert out["estimate"]["per_level"]["county"]["reimbursed"] == "2100.00"
 
 
@@ -60,7 +60,7 @@ def test_ask_plain_prints_the_reply(runner):
     assert result.exit_code == 0 and "4200" in result.output
 
 
-CASES = {c["id"]: c for c in json.loads((SHARED / "eval" / "dev_cases.json").read_text(encoding="utf-8"))}
+CASES = {c["id"]: c for c in json.loads(shared_file("eval/dev_cases.json").read_text(encoding="utf-8"))}
 
 
 @pytest.mark.skipif(shutil.which("xnh") is None, reason="xnh is not installed on PATH")

@@ -11,10 +11,10 @@ import pytest
 from xnh.handlers.normalize import normalize
 from xnh.policy_kb import matcher, qa
 from xnh.policy_kb.loader import KBError
+from tests.conftest import shared_file
 
 
 DAY = dt.date(2026, 6, 15)
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 TOPICS = qa.topics()
 
 REQUIRED_AREAS = [  # (what the issue asks to cover, a topic id that covers it)
@@ -106,9 +106,7 @@ def test_validation_accepts_the_shipped_topics():
 
 
 def test_no_dev_case_sentence_is_in_the_kb():
-    path = SHARED / "eval" / "dev_cases.json"
-    if not path.exists():
-        pytest.skip("shared/eval not beside the repo")
+    path = shared_file("eval/dev_cases.json")
     sentences = {re.sub(r"\W", "", normalize(t)) for c in json.loads(path.read_text("utf-8"))
                  for t in c["turns"] if len(t) > 5}
     for t in TOPICS:

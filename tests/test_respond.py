@@ -13,11 +13,11 @@ from xnh.bot import store
 from xnh.message import Reply
 from xnh.policy_kb.schemes import all_schemes, scheme_for
 from xnh.render import render
-from tests.conftest import SHARED
+from tests.conftest import shared_file
 
 SMS_LIMIT = 134  # two concatenated UCS-2 SMS parts of 67 characters
 SINGLE = {"estimate", "estimate_outpatient", "estimate_not_covered"}
-CASES = json.loads((SHARED / "eval" / "dev_cases.json").read_text(encoding="utf-8"))
+CASES = json.loads(shared_file("eval/dev_cases.json").read_text(encoding="utf-8"))
 ESTIMATE_CASES = [c for c in CASES if c["expect"].get("cat") in ("estimate", "estimate_table", "followup")]
 
 

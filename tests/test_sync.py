@@ -17,10 +17,8 @@ from click.testing import CliRunner
 from xnh.bot import store, sync
 from xnh.bot.cli import cli
 from xnh.idnumber import check_digit
+from tests.conftest import shared_file
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEMO = Path(__file__).resolve().parents[1] / "xnh" / "demo"
-DATA = SHARED_DATA if SHARED_DATA.exists() else DEMO
 SUMMARY = re.compile(r"^inserted=(\d+) updated=(\d+) unchanged=(\d+) rejected=(\d+)$")
 
 CLAIM_HEADER = sync.CLAIM_COLUMNS
@@ -63,7 +61,7 @@ def copy(tmp_path):
     """copy('claims.csv') → a writable copy of a sample file (reports are written next to it)."""
     def _copy(name):
         target = tmp_path / name
-        target.write_bytes((DATA / name).read_bytes())
+        target.write_bytes(shared_file(f"data/{name}").read_bytes())
         return target
     return _copy
 

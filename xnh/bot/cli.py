@@ -37,10 +37,11 @@ def cli():
 @click.option("--channel", type=click.Choice(["sms", "telegram"]), default="sms", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print intent, reply and the estimate's numbers as JSON.")
 def ask(text, phone, channel, as_json):
-    """Answer one message and print the reply."""
+    """Answer one message and print the reply (the demo county is loaded into an empty database)."""
     from ..handlers.router import respond
 
     db = _db()
+    _ensure_demo(db)
     reply = respond(_message(text, phone, channel), db)
     if as_json:
         click.echo(json.dumps(reply.facts(), ensure_ascii=False, indent=2))
@@ -71,7 +72,7 @@ def _ensure_demo(db):
 
     loaded = demo.load_if_empty(db)
     if loaded:
-        click.echo(f"(空数据库:已载入示范县数据 {loaded})", err=True)
+        click.echo(f"(empty database: loaded the demo county, {loaded})", err=True)
 
 
 @cli.command()
