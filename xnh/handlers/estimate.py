@@ -1,5 +1,6 @@
 """Estimate a reimbursement from what the message says (and, for a known member, from the county
 data: category, age from the ID number, what was already reimbursed this year)."""
+import re
 from decimal import Decimal
 
 from .. import idnumber
@@ -26,7 +27,17 @@ def wants_estimate(f: Facts, text: str) -> bool:
 def remember(f: Facts) -> dict:
     """What a follow-up naming the hospital needs, kept in the conversation memory."""
     return {"pending": "level", "total": str(f.total), "self_pay": str(f.self_pay), "approximate": f.approximate,
-            "visit": f.visit, "groups": f.groups, "age": f.age, "urban": f.urban, "third_party": f.third_party}
+            "visit": f.visit, "groups": f.groups, "age": f.age, "urban": f.urban, "third_party": f.third_party,
+            "already": None if f.already is None else str(f.already)}
+
+
+def picked_level(text: str, state: dict) -> str | None:
+    """The level a reply like "2" picks from the numbered table of the last estimate."""
+    m = re.fullmatch(r"\s*(?:第\s*)?([1-9])\s*(?:个|家|种)?\s*[.。]?\s*", text)
+    rows = state.get("levels") or []
+    if state.get("pending") != "level" or not m or int(m.group(1)) > len(rows):
+        return None
+    return rows[int(m.group(1)) - 1]
 
 
 def recall(state: dict, f: Facts) -> Facts:
@@ -39,6 +50,8 @@ def recall(state: dict, f: Facts) -> Facts:
     f.age = f.age or state["age"]
     f.urban = f.urban or state["urban"]
     f.third_party = f.third_party or state["third_party"]
+    if f.already is None and state.get("already") is not None:
+        f.already = Decimal(state["already"])
     return f
 
 
@@ -86,7 +99,10 @@ def handle(ctx: Context, f: Facts) -> Reply:
         groups.append(personal["category"])
         age = age or personal["age"]
         already = personal["already"]
-    data = {"scheme": scheme, "approximate": f.approximate, "hospital": f.hospital, "listed": f.listed,
+    if f.already is not None:  # the message says what was reimbursed already: it may know of a claim not yet synced
+        already = {**already, "inpatient": f.already}
+    data = {"already_note": already["inpatient"] if personal or f.already is not None else None,
+            "scheme": scheme, "approximate": f.approximate, "hospital": f.hospital, "listed": f.listed,
             "place": _place(f), "personal": personal, "groups": [g for g in groups if g in scheme.bonus_groups],
             "age": age}
     visit = f.visit or ("outpatient" if f.level == "village" else "inpatient")
@@ -124,7 +140,7 @@ def _table(ctx, f, scheme, groups, age, already, data) -> Reply:
         rows.append({"level": level, "label": levels()[level]["label"], "reimbursed": e.reimbursed,
                      "rate": e.rate, "deductible": e.deductible, "json": e.as_json()})
     ctx.state.clear()
-    ctx.state.update(remember(f))
+    ctx.state.update(remember(f), levels=[r["level"] for r in rows])
     summary = {
         "reimbursed": None, "level": None, "scheme": scheme.id, "total": str(to_money(f.total)),
         "self_pay": str(to_money(f.self_pay)), "deductible": None, "rate": None,

@@ -27,6 +27,9 @@ _NOT_MONEY_AFTER = re.compile(
 )
 _APPROX_AFTER = re.compile(rf"^\s*(?:{_MORE}|{_UNIT}?\s*(?:{_MORE}|左右|上下|出头))")
 _APPROX_BEFORE = re.compile(r"(?:大概|大约|约|差不多|将近|快|估计|可能|好像)(?:花了|用了|花|用|是|有|要|共)?\s*$")
+_SELF_PAY_AFTER = re.compile(r"^\s*(?:多|来)?\s*(?:元|块钱|块)?\s*(?:钱)?\s*(?:都|全)?\s*(?:是|为|属于|算)?\s*(?:自费|自付|目录外|不能报|报不了)")
+# what was already reimbursed this year, as the message says it: "今年已经报了40000"
+_ALREADY_BEFORE = re.compile(r"(?:已经报了|已经报销了|已经报过|已报了|已报|已经报|报过了|前面报了|之前报了|先前报了|今年报了)\s*$")
 _SELF_PAY_BEFORE = re.compile(r"(?:自费|自付|自己出|自己掏|目录外|不能报|报不了|不报)[的药品项目部分了是有约大概]{0,3}\s*$")
 # What looks like a number but is not money: masked before amounts are read.
 _NOT_AMOUNTS = re.compile(
@@ -75,6 +78,7 @@ class Amount:
     approximate: bool = False
     self_pay: bool = False
     start: int = 0
+    already: bool = False  # already reimbursed this year
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Facts:
     age: int | None = None
     urban: bool = False
     year: int | None = None
+    already: Decimal | None = None  # inpatient already reimbursed this year, as the message says it
     third_party: bool = False  # about someone else (我爸, 孩子): personal data of the sender does not apply
 
 
@@ -124,7 +129,9 @@ def amounts(text: str) -> list[Amount]:
     masked = _SOME.sub(lambda m: m.group(1) + m.group(2) + "多", _RANGE.sub(_lower_bound, masked))
     out = []
     for m in _SPAN.finditer(masked):
-        span, after, before = m.group(), masked[m.end():m.end() + 6], masked[max(0, m.start() - 8):m.start()]
+        span = m.group().rstrip(",.")  # "7000,自费1000": the comma ends the number, it is not in it
+        end = m.start() + len(span)
+        after, before = masked[end:end + 6], masked[max(0, m.start() - 8):m.start()]
         if _NOT_MONEY_AFTER.match(after) or re.search(r"[第几]\s*$", before):
             continue
         has_unit = bool(_MONEY_AFTER.match(after))
@@ -134,7 +141,8 @@ def amounts(text: str) -> list[Amount]:
         if value is None or value <= 0 or value >= MAX_AMOUNT:
             continue
         out.append(Amount(value, bool(_APPROX_AFTER.match(after) or _APPROX_BEFORE.search(before)),
-                          bool(_SELF_PAY_BEFORE.search(before)), m.start()))
+                          bool(_SELF_PAY_BEFORE.search(before) or _SELF_PAY_AFTER.match(after)), m.start(),
+                          bool(_ALREADY_BEFORE.search(before))))
     return out
 
 
@@ -174,8 +182,11 @@ def facts(text: str) -> Facts:
         f.level = _level_from_words(text)
     age_free = _AGE.sub(lambda m: "#" * len(m.group()), rest)
     found = amounts(age_free)
-    paid = [a for a in found if a.self_pay]
-    totals = [a for a in found if not a.self_pay]
+    paid = [a for a in found if a.self_pay and not a.already]
+    totals = [a for a in found if not a.self_pay and not a.already]
+    done = [a for a in found if a.already]
+    if done:
+        f.already = done[0].value
     if totals:
         main = max(totals, key=lambda a: a.value)
         f.total, f.approximate = main.value, main.approximate

@@ -6,7 +6,7 @@ Order of the checks (first that applies wins):
  1. nothing readable, a greeting, thanks  → help
  2. opt-out / opt-in words                → unsubscribe / subscribe
  3. 人工 / 转人工                          → handoff
- 4. a number picking a pending choice     → policy
+ 4. a number picking a pending choice     → policy (a Q&A topic) or estimate (a row of the level table)
  5. an ID number + name                   → identity check, then 查报销/查参合
  6. 今年报了多少 / 还能报多少 (a known member) → claim_status (what is left of the caps)
     查报销-type words                      → claim_status
@@ -75,6 +75,10 @@ def route(ctx: Context) -> Reply:
     pick = policy.chosen(text, state)
     if pick is not None:
         return policy.answer(ctx, state["topics"][pick])
+    level = estimate.picked_level(text, state)
+    if level:
+        picked = extract.Facts(level=level)
+        return estimate.handle(ctx, estimate.recall(state, picked))
     identity = lookup.parse_identity(text)
     if identity:
         return lookup.verify(ctx, *identity)
@@ -85,7 +89,7 @@ def route(ctx: Context) -> Reply:
     if _enrollment_check(text):
         return lookup.enrollment(ctx)
     facts = extract.facts(text)
-    if estimate.wants_estimate(facts, text) or (facts.total is not None and _AMOUNT_ONLY.match(text)):
+    if estimate.wants_estimate(facts, text) or (facts.total is not None and facts.total >= 10 and _AMOUNT_ONLY.match(text)):
         return estimate.handle(ctx, facts)
     if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit == "outpatient"):
         return estimate.handle(ctx, estimate.recall(state, facts))

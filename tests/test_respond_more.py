@@ -1,0 +1,41 @@
+"""Estimate conversations beyond one message: picking a row of the level table by its number, what the
+message says was already reimbursed, a self-paid part named after the amount."""
+import pytest
+
+
+def test_a_number_picks_a_row_of_the_table(ask):
+    table = ask("住院花了2万", sender="13700000201")
+    assert "1.乡镇卫生院16000元" in table.text and "2.县级医院14000元" in table.text
+    picked = ask("2", sender="13700000201")
+    assert picked.intent == "estimate" and picked.data["estimate"]["level"] == "county"
+    assert picked.data["estimate"]["reimbursed"] == "14000.00"
+
+
+@pytest.mark.parametrize("reply", ["7", "0", "第9个"])
+def test_a_number_outside_the_table_is_not_an_amount(ask, reply):
+    ask("住院花了2万", sender="13700000202")
+    got = ask(reply, sender="13700000202")
+    assert not (got.intent == "estimate" and got.data["estimate"].get("total") in ("7.00", "0.00", "9.00"))
+
+
+@pytest.mark.parametrize("text, reimbursed", [
+    ("住院花了80000元在省医院,今年已经报了40000", "20000.00"),  # POLICY.md §3: capped at 60000 − 40000
+    ("省医院住院8万,已报了59000", "1000.00"),
+    ("县医院住院1万,今年已经报了60000", "0.00"),
+])
+def test_already_reimbursed_in_the_message_counts_against_the_cap(ask, text, reimbursed):
+    assert ask(text).data["estimate"]["reimbursed"] == reimbursed
+
+
+def test_already_reimbursed_is_remembered_for_the_follow_up(ask):
+    ask("住院花了2万,今年已经报了50000", sender="13700000203")
+    assert ask("省医院", sender="13700000203").data["estimate"]["reimbursed"] == "10000.00"
+
+
+@pytest.mark.parametrize("text, reimbursed", [
+    ("俺在县医院开刀花了三万五,其中有五千是自费的", "21000.00"),
+    ("县医院住院10000,有2000块是自费", "5600.00"),
+    ("县医院住院10000,自费2000", "5600.00"),
+])
+def test_self_pay_before_or_after_its_amount(ask, text, reimbursed):
+    assert ask(text).data["estimate"]["reimbursed"] == reimbursed
