@@ -82,7 +82,8 @@ def enrollment(ctx: Context) -> Reply:
 
 
 def _enrolled(r: dict) -> dict:
-    return {"name": mask_name(r["name"]), "status": r["status"], "paid": r["paid_amount"] or "",
+    return {"name": mask_name(r["name"]), "relation": r["relation"] or "", "status": r["status"],
+            "paid": r["paid_amount"] or "",
             "paid_date": r["paid_date"] or "", "category": r["category"]}
 
 
