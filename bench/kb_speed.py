@@ -9,14 +9,13 @@ Run: python bench/kb_speed.py [--topics 300] [--rounds 5]
 """
 import argparse
 import dataclasses
-import os
-import platform
 import statistics
 import time
 
 from xnh.handlers.normalize import normalize
 from xnh.policy_kb import matcher
 from xnh.policy_kb.qa import topics
+from machine import describe
 
 FILLER = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉戌亥"
 
@@ -33,17 +32,6 @@ def padded(n: int):
                                        paraphrases=tuple(tag + p[1:] for p in t.paraphrases)))
         k += 1
     return out
-
-
-def cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main():
@@ -72,7 +60,7 @@ def main():
     for q in questions:
         normalize(q)
     norm = (time.perf_counter() - t) / len(questions) * 1000
-    print(f"machine: {os.cpu_count()} CPUs, {cpu()}, Python {platform.python_version()}")
+    print(f"machine: {describe()}")
     print(f"{len(items)} topics, {strings} paraphrases indexed (built in {build:.2f} s), {len(questions)} questions")
     print(f"normalize: {norm:.3f} ms per question")
     print(f"match at {len(items)} topics: {statistics.median(per_q):.3f} ms per question "

@@ -37,6 +37,7 @@ import urllib.request
 from pathlib import Path
 
 from twilio.request_validator import RequestValidator
+from machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared"
@@ -217,8 +218,7 @@ def _parse(out: str) -> dict:
 
 
 def _report(a, health: dict, sms: dict, registered: int) -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    cpu = cpu_model()
     ratio = sms["rps"] / health["rps"]
     repeats = sms["sent"] - sms["unique"] if sms["sent"] is not None else None
     ok = ratio >= 0.5 and sms["p99_ms"] <= 100 and sms["errors"] == 0 and health["errors"] == 0

@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from machine import describe
+
 HEADER = ("结算单号,参合证号,姓名,身份证号,就诊类型,医疗机构,机构级别,入院日期,出院日期,总费用,可报费用,补偿金额,"
           "状态,拒付原因,拨付日期,拨付方式,更新时间").split(",")
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -153,7 +155,7 @@ def main() -> None:
             lines[key] = out.strip().splitlines()[-1]
         print(f"round {round_ + 1}: .import {best['import']:.2f}s  sync {best['sync']:.2f}s  "
               f"re-sync {best['resync']:.2f}s  (best so far)  load average {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"rows: {args.rows}   machine: {os.cpu_count()} CPUs, {cpu_model()}")
+    print(f"rows: {args.rows}   machine: {describe()}")
     print(f"sqlite3 .import (bare table): {best['import']:.2f}s")
     print(f"xnh sync, empty database:     {best['sync']:.2f}s  = {best['sync'] / best['import']:.2f}x .import   "
           f"peak {peaks['sync'] / 1024:.0f} MB   [{lines['sync']}]")
@@ -162,16 +164,6 @@ def main() -> None:
     if not args.keep:
         shutil.rmtree(work)
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
