@@ -41,19 +41,15 @@ MAX_TEXT = 4096
 MENU = [("报销估算", "estimate"), ("政策问答", "policy"), ("查参合", "enrollment"), ("查报销", "claims"),
         ("人工服务", "human")]
 MENU_WORDS = {"enrollment": "查参合", "claims": "查报销", "human": "人工"}  # sent through respond()
-MENU_PROMPTS = {
-    "estimate": "请告诉我在哪里住院、花了多少钱,例如:<code>县医院住院花了6000能报多少</code>。"
-                "不知道医院级别也可以只说金额:<code>住院花了3000能报多少</code>。",
-    "policy": "请直接问,例如:<code>门诊一年最多报多少</code>、<code>在外地住院怎么报销</code>、"
-              "<code>什么时候交明年的钱</code>。",
-}
-GREETING = ("您好,我是<b>新农合助手</b>。可以估算住院报销、回答政策问题,"
-            "绑定手机号后还能查参合和报销进度。\n请选择下面的服务,或直接发问题。")
-SHARE_PROMPT = "查参合、查报销需要确认身份:请点下方「分享手机号」,绑定在合管办登记的手机号。"
+MENU_PROMPTS = {"estimate": "prompt_estimate", "policy": "prompt_policy"}  # templates/telegram/<name>.html
 SHARE_BUTTON = "分享手机号"
-NOT_OWN = "只能绑定您自己的手机号:请点下方「分享手机号」按钮,不要转发别人的名片。"
-SORRY = "抱歉,系统出了点问题,请稍后再试;也可以发“人工”转工作人员。"
 PRIVATE = filters.ChatType.PRIVATE
+
+
+def words(name: str, **data) -> str:
+    """The adapter's own messages (greeting, prompts, binding), from templates/telegram/<name>.html."""
+    data.setdefault("button", SHARE_BUTTON)
+    return render.env().get_template(f"telegram/{name}.html").render(**data).strip()
 
 
 def build_application(token: str, base_url: str | None = None, db_path: str | None = None, *,
@@ -81,9 +77,9 @@ async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start: greeting, the service menu, and the share-phone button until a phone is bound."""
     chat = update.effective_chat.id
     menu = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=key)] for label, key in MENU])
-    await context.bot.send_message(chat, GREETING, parse_mode=ParseMode.HTML, reply_markup=menu)
+    await context.bot.send_message(chat, words("start"), parse_mode=ParseMode.HTML, reply_markup=menu)
     if not await _run_db(context, _bound_phone, _sender(update)):
-        await context.bot.send_message(chat, SHARE_PROMPT, reply_markup=_share_keyboard())
+        await context.bot.send_message(chat, words("share_prompt"), reply_markup=_share_keyboard())
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -97,7 +93,7 @@ async def on_menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     await query.answer()
     if query.data in MENU_PROMPTS:
-        await context.bot.send_message(update.effective_chat.id, MENU_PROMPTS[query.data],
+        await context.bot.send_message(update.effective_chat.id, words(MENU_PROMPTS[query.data]),
                                        parse_mode=ParseMode.HTML)
     else:
         await _answer(update, context, MENU_WORDS[query.data])
@@ -108,12 +104,12 @@ async def on_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     contact, user = update.effective_message.contact, update.effective_user
     if contact.user_id is None or contact.user_id != user.id:
         logger.info("refused a contact that is not the sender's own (tg user %s)", user.id)
-        await update.effective_message.reply_text(NOT_OWN, reply_markup=_share_keyboard())
+        await update.effective_message.reply_text(words("not_own"), reply_markup=_share_keyboard())
         return
     phone = normalize_phone(contact.phone_number)
     await _run_db(context, store.bind, _sender(update), phone, "telegram")
     await update.effective_message.reply_text(
-        f"已绑定手机号 {mask_phone(phone)}。现在可以发“查参合”或“查报销”。", reply_markup=ReplyKeyboardRemove())
+        words("bound", phone=mask_phone(phone)), reply_markup=ReplyKeyboardRemove())
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -126,7 +122,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     logger.error("telegram update failed", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat:
         try:
-            await context.bot.send_message(update.effective_chat.id, SORRY)
+            await context.bot.send_message(update.effective_chat.id, words("sorry"))
         except TelegramError:
             logger.warning("could not send the apology either", exc_info=True)
 
