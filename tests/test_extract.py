@@ -15,6 +15,8 @@ def _facts(text):
 @pytest.mark.parametrize("text, value", [
     ("住院花了3000", "3000"),
     ("住院花了3,000", "3000"),
+    ("县医院住院花了壹万", "10000"),  # 大写数字, as on receipts
+    ("住院花了叁仟伍佰元", "3500"),
     ("住院花了３０００", "3000"),
     ("住院花了3000元", "3000"),
     ("住院花了3000块", "3000"),
@@ -122,6 +124,9 @@ def test_amounts_are_in_order_with_their_flags():
 @pytest.mark.parametrize("text, visit, level", [
     ("在乡卫生院住院花了3000", "inpatient", "township"),
     ("镇卫生院住院3000", "inpatient", "township"),
+    ("乡里住院花了1000", "inpatient", "township"),
+    ("镇上住院花了1000", "inpatient", "township"),
+    ("我爸在县城医院住院花了3万", "inpatient", "county"),
     ("在县医院住院花了6000", "inpatient", "county"),
     ("去省城住院3000", "inpatient", "province"),
     ("在市医院住院3000", "inpatient", "city_province"),

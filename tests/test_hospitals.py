@@ -49,6 +49,8 @@ def test_unlisted_hospital_with_a_place_is_outside_the_county(text, written):
     "住院花了3000",
     "",
     "在广东省人医住院",  # not this county's 省人医
+    "我爸在县城医院住院",  # 城 (cheng) does not sound like 省 (sheng): not 省医院
+    "在诚医院住院",
 ])
 def test_no_listed_hospital(text):
     m = hospitals.find(normalize(text))

@@ -122,10 +122,13 @@ def _mask(m: re.Match) -> str:
     return "#" * len(m.group())
 
 
+_FINANCIAL = str.maketrans("壹贰貳叁參肆伍陆陸柒捌玖拾佰仟", "一二二三三四五六六七八九十百千")  # 大写数字 on receipts
+
+
 def amounts(text: str) -> list[Amount]:
     """Every money amount in `text`, in order. Ages, days, dates, percentages, phone and ID numbers
     are skipped; so are ordinals (第一) and lone numerals that are words (一下, 两个)."""
-    masked = _NOT_AMOUNTS.sub(_mask, text)
+    masked = _NOT_AMOUNTS.sub(_mask, text.translate(_FINANCIAL))
     masked = _SOME.sub(lambda m: m.group(1) + m.group(2) + "多", _RANGE.sub(_lower_bound, masked))
     out = []
     for m in _SPAN.finditer(masked):

@@ -85,15 +85,27 @@ def _is_own_county(prefix: str) -> bool:
     return True
 
 
+# Sounds that many speakers (and so voice input) do not tell apart: 民/明 (in/ing), 生/森 (sh/s).
+_MERGED = [(re.compile(r"\b(z|c|s)h"), r"\1"), (re.compile(r"(i|e|a)ng\b"), r"\1n"), (re.compile(r"\bl(?=[aeiou])"), "n")]
+
+
 @cache
 def _sounds(text: str) -> str:
-    return sounds(text)
+    """Toneless pinyin with the usual regional mergers folded (zh/z, ch/c, sh/s, -ng/-n, l/n)."""
+    out = sounds(text)
+    for pattern, repl in _MERGED:
+        out = pattern.sub(repl, out)
+    return out
 
 
 def _score(candidate: str, form: str) -> float:
+    """Character similarity; or 100 when the names sound the same to a voice-input user (仁艾医院 →
+    仁爱医院, 省人明医院 → 省人民医院). Sounds are compared exactly after folding the usual mergers, not
+    fuzzily: 城医院 (cen) is not 省医院 (sen)."""
     by_char = fuzz.ratio(candidate, form)
-    by_sound = fuzz.ratio(_sounds(candidate), _sounds(form)) if by_char >= 60 else 0
-    return max(by_char, by_sound)
+    if by_char >= 60 and len(candidate) == len(form) and _sounds(candidate) == _sounds(form):
+        return 100.0
+    return by_char
 
 
 @dataclass(frozen=True)
