@@ -18,9 +18,13 @@ from test_lookup import county  # noqa: F401  (fixture: three demo households)
     ("钱到账没有", "claim_status"),
     ("报销批下来没", "claim_status"),
     ("审核通过了吗", "claim_status"),
+    ("查询报销", "claim_status"),
+    ("查一下我家的报销", "claim_status"),
     # enrollment checks
     ("查参合", "enrollment"),
     ("今年参合了吗", "enrollment"),
+    ("查询参合", "enrollment"),
+    ("查一下合作医疗", "enrollment"),
     ("我家交钱了没有", "enrollment"),
     ("家里给我交了合作医疗没有", "enrollment"),
     # opt-out / opt-in, any case and punctuation
