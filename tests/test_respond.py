@@ -85,7 +85,7 @@ def test_no_level_lists_every_level_and_remembers_the_amount(ask, db):
     assert {k: v["reimbursed"] for k, v in per_level.items()} == {
         "township": "8000.00", "county": "7000.00", "city_province": "5880.00", "non_designated": "5820.00"}
     assert first.facts()["estimate"]["reimbursed"] is None
-    assert "哪住的院" in first.text and "序号" in first.text
+    assert "哪家医院" in first.text and "序号" in first.text
     other = ask("乡镇卫生院", sender="13700000032")  # another sender has no remembered amount
     assert "estimate" not in other.data
     second = ask("在县医院", sender="13700000031")

@@ -146,5 +146,6 @@ def _table(ctx, f, scheme, groups, age, already, data) -> Reply:
         "self_pay": str(to_money(f.self_pay)), "deductible": None, "rate": None,
         "per_level": {r["level"]: r["json"] for r in rows},
     }
+    bonus = estimator.group_bonus(scheme, groups, age)
     return Reply("estimate", "estimate_table",
-                 {**data, "rows": rows, "total": f.total, "self_pay": f.self_pay, "estimate": summary})
+                 {**data, "rows": rows, "total": f.total, "self_pay": f.self_pay, "bonus": bonus, "estimate": summary})
