@@ -132,3 +132,30 @@ def test_personal_estimate_for_a_wubao_member(county, ask):
 def test_third_party_estimate_does_not_use_the_senders_data(county, ask):
     reply = ask("我儿子在省医院住院花了5万", sender="13800009001")
     assert reply.data["estimate"]["reimbursed"] == "29880.00"  # (50000 − 200) × 60%
+
+
+@pytest.mark.parametrize("text, number, name", [
+    ("查询 52990119560808001X 杨树林", "52990119560808001X", "杨树林"),
+    ("杨树林 52990119560808001x", "52990119560808001X", "杨树林"),
+    ("我的身份证是529901196811300027,名字田玉珍,查一下报销", "529901196811300027", "田玉珍"),
+    ("我叫杨树林身份证号52990119560808001X", "52990119560808001X", "杨树林"),
+    ("查询52990119560808001X", "52990119560808001X", None),  # no name: asked again, not a failed try
+    ("查询 杨树林", None, None),  # negative: no ID number
+    ("电话13800009001", None, None),  # negative: a phone number is not an ID
+])
+def test_parse_identity(text, number, name):
+    from xnh.handlers.lookup import parse_identity
+
+    got = parse_identity(text)
+    assert (got is None and number is None) or got == (number, name)
+
+
+def test_an_id_without_a_name_is_asked_again_and_not_counted(county, ask):
+    reply = ask("查询52990119560808001X", sender="13700000047")
+    assert "姓名" in reply.text and county["identity_attempts"].count == 0
+
+
+def test_the_words_of_the_message_decide_what_is_shown(county, ask):
+    ask("查报销", sender="13700000048")  # asked for claims first
+    reply = ask("身份证52990119560808001X 姓名杨树林 查参合", sender="13700000048")
+    assert reply.intent == "enrollment" and "已参合" in reply.text

@@ -13,8 +13,11 @@ from ..privacy import mask_name
 from .context import Context
 
 MAX_FAILED = 5  # failed identity attempts per sender per day
-_QUERY = re.compile(r"(?:查询|查)?\s*([\dXx]{15,18})\s*([\u4e00-\u9fff·]{2,6})|"
-                    r"(?:查询|查)?\s*([\u4e00-\u9fff·]{2,6}?)\s*([\dXx]{15,18})")
+_ID_LIKE = re.compile(r"(?<![\dXx])\d{14,17}[\dXx](?![\dXx])")
+# words around an ID and a name that are not the name: "我的身份证号是…,名字叫…,查一下报销"
+_NOT_NAME = re.compile(
+    r"身份证号码|身份证号|身份证|证件号|号码|名字|姓名|叫做|我叫|叫|查询|查一下|查查|查看|查|一下|帮我|帮忙|麻烦|请|"
+    r"报销|参合|合作医疗|新农合|情况|进度|结果|谢谢|你好|您好|我的|我是|我们|我|是|的|和|还有")
 
 
 @cache
@@ -22,20 +25,26 @@ def _steps() -> dict:
     return read_toml(KB_DIR / "claim_steps.toml")
 
 
-def parse_identity(text: str) -> tuple[str, str] | None:
-    """('52990119560808001X', '杨树林') from '查询 52990119560808001X 杨树林' (either order)."""
-    m = _QUERY.search(text)
+def parse_identity(text: str) -> tuple[str, str | None] | None:
+    """(ID number, name) from a message carrying an ID number: '查询 52990119560808001X 杨树林',
+    '杨树林 52990119560808001X', '我的身份证是…,名字杨树林,查一下报销'. The name is None when the
+    message has no single 2–4 character name besides the usual words. None without an ID number."""
+    m = _ID_LIKE.search(text)
     if not m:
         return None
-    number, name = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-    name = re.sub(r"^(?:查询|查|姓名|名字)", "", name)
-    return number.upper(), name
+    rest = _NOT_NAME.sub(" ", text[:m.start()] + " " + text[m.end():])
+    names = re.findall(r"[\u4e00-\u9fff·]{2,4}", rest)
+    return m.group().upper(), names[0] if len(names) == 1 else None
 
 
-def verify(ctx: Context, number: str, name: str) -> Reply:
+def verify(ctx: Context, number: str, name: str | None) -> Reply:
     """Prove identity with ID number + name. Never says whether the ID exists."""
     sender = ctx.message.sender
-    want = ctx.state.get("want", "claim_status")
+    want = _wanted(ctx.text) or ctx.state.get("want") or "claim_status"
+    if name is None:  # not a failed try: the message only lacks a readable name
+        ctx.state.clear()
+        ctx.state.update({"pending": "verify", "want": want})
+        return Reply(want, "ask_identity", {"need_name": True})
     if store.failed_attempts_today(ctx.db, sender) >= MAX_FAILED:
         return Reply(want, "verify_locked", {})
     if not idnumber.is_valid(number):
@@ -51,6 +60,15 @@ def verify(ctx: Context, number: str, name: str) -> Reply:
     ctx.__dict__.pop("households", None)
     ctx.state.clear()
     return enrollment(ctx) if want == "enrollment" else claim_status(ctx)
+
+
+def _wanted(text: str) -> str | None:
+    """What a message that carries an ID number asks for, when it says: 参合 words or 报销 words."""
+    if re.search(r"参合|合作医疗|新农合|交钱|缴费|交费|交了", text):
+        return "enrollment"
+    if re.search(r"报销|报账|补偿|到账|拨付|审核", text):
+        return "claim_status"
+    return None
 
 
 def _ask_identity(ctx: Context, want: str) -> Reply:

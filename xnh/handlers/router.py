@@ -37,7 +37,7 @@ HUMAN = re.compile(r"^(?:转)?人工(?:服务|客服)?$|转人工|找人工|人�
 # asks about a claim, "钱打到哪张卡" asks about the policy.
 CLAIM_STATUS = re.compile(
     r"查(?:询|一下|一查|下|看)?(?:我家|我们家|家里|俺家|我|俺)?的?(?:报销|报账|补偿)|报销(?:进度|状态)|到哪(?:一步|了)|进度|"
-    r"(?:钱|款|补偿|报销|报账).{0,8}(?:到账|到卡|打到|打|发|给|下来|批|拨|报).{0,5}(?:了|没)|"
+    r"(?:钱|款|补偿|报销|报账).{0,8}(?:到账|到卡|打到|到|打|发|给|下来|批|拨|报).{0,5}(?:了|没)|"
     r"(?:到账|到卡|打款|拨付|批下来|报下来)(?:了吗|了没|没有|没)|审核.{0,3}(?:了吗|了没|完了|结果)|"
     r"(?:我|我家|家里|俺|俺家|咱家|我的|我妈|我爸|我娘|我爹|老人|孩子).{0,8}(?:报了吗|报了没)")
 # Questions about how things work, even when they use status words: "审核没通过咋办", "多久能到账".
@@ -70,6 +70,8 @@ def route(ctx: Context) -> Reply:
         return _subscription(ctx, True)
     if HUMAN.search(text):
         return policy.handoff(ctx, asked=True)
+    if re.fullmatch(r"\d{1,3}", word) and state.get("pending") not in ("choice", "level"):
+        return Reply("help", "help", {"reason": "number"})  # a stray "1": nothing is waiting for a number
     if GREETING.match(text) or THANKS.match(text):
         return Reply("help", "help", {"reason": "greeting" if GREETING.match(text) else "thanks"})
     pick = policy.chosen(text, state)
