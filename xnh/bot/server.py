@@ -12,6 +12,7 @@ import threading
 from waitress.server import create_server
 
 from ..app import create_app
+from . import store
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ def serve(host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
     """Serve until interrupted."""
     _logging()
     app = create_app()
+    _warm_up(app)
     runner = _telegram(app)
     server = make_server(app, host, port, threads)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -62,6 +64,16 @@ def _telegram(app):
     if url:
         app.config["TELEGRAM_RUNNER"] = runner
     return runner
+
+
+def _warm_up(app) -> None:
+    from ..handlers.router import warm_up
+
+    db = store.open_db(app.config["DB_PATH"])
+    try:
+        warm_up(db)
+    finally:
+        db.close()
 
 
 def _interrupt(signum, frame):

@@ -111,6 +111,17 @@ def _subscription(ctx: Context, on: bool) -> Reply:
     return Reply("subscribe" if on else "unsubscribe", "subscribe" if on else "unsubscribe", {})
 
 
+def warm_up(db: Database) -> None:
+    """Load what the first messages would otherwise wait for (Q&A index, OpenCC, pinyin, templates):
+    a long-running server calls this once before it takes traffic."""
+    for text in ("住院花了3000能報多少在县医院", "门诊报销有上限吗", "查报销"):
+        route(Context(message=Message(text=text, sender="warm-up", channel="sms"), db=db, text=normalize(text),
+                      today=clock.today(), state={}))
+    from ..policy_kb import matcher
+
+    matcher.index()
+
+
 def respond(message: Message, db: Database) -> Reply:
     """The reply to one message, worded for its channel. Never raises for any text."""
     state = store.load_state(db, message.sender)
