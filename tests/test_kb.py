@@ -4,7 +4,6 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from pathlib import Path
 
 import pytest
 

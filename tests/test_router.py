@@ -2,8 +2,6 @@
 negative rows check that look-alikes do not."""
 import pytest
 
-from test_lookup import county  # noqa: F401  (fixture: three demo households)
-
 
 @pytest.mark.parametrize("text, intent", [
     # estimates: an amount with a visit, a level, or spending words; a bare amount
@@ -59,13 +57,13 @@ def test_intent(ask, text, intent):
     assert ask(text).intent == intent
 
 
-def test_quota_for_a_known_member(county, ask):  # noqa: F811
+def test_quota_for_a_known_member(county, ask):
     reply = ask("今年住院报了多少了", sender="13800009001")
     assert reply.intent == "claim_status"
     assert "35000" in reply.text and "25000" in reply.text and "杨树林" not in reply.text
 
 
-def test_quota_question_from_a_stranger_is_a_policy_question(county, ask):  # noqa: F811
+def test_quota_question_from_a_stranger_is_a_policy_question(county, ask):
     assert ask("还能报多少", sender="13700000099").intent != "claim_status"
 
 
