@@ -91,7 +91,8 @@ def test_no_level_lists_every_level_and_remembers_the_amount(ask, db):
     second = ask("在县医院", sender="13700000031")
     assert second.data["estimate"]["reimbursed"] == "7000.00"
     assert second.data["estimate"]["total"] == "10000.00"
-    assert store.load_state(db, "13700000031") == {}  # answered: forgotten
+    kept = store.load_state(db, "13700000031")  # answered; the amount stays for "那省医院呢"
+    assert kept["total"] == "10000" and "levels" not in kept  # but a bare "2" no longer picks a row
 
 
 @pytest.mark.parametrize("followup, level, reimbursed", [

@@ -39,3 +39,16 @@ def test_already_reimbursed_is_remembered_for_the_follow_up(ask):
 ])
 def test_self_pay_before_or_after_its_amount(ask, text, reimbursed):
     assert ask(text).data["estimate"]["reimbursed"] == reimbursed
+
+
+def test_another_level_after_a_single_estimate_reuses_the_amount(ask):
+    first = ask("县医院住院花了5000", sender="13700000204")
+    assert first.data["estimate"]["reimbursed"] == "3500.00"
+    again = ask("那在省医院呢", sender="13700000204")
+    assert again.data["estimate"]["reimbursed"] == "2880.00"  # (5000 − 200) × 60%
+
+
+@pytest.mark.parametrize("question", ["省医院起付线多少", "县医院住院报销比例是多少", "在市医院住院需要什么手续"])
+def test_a_rules_question_after_an_estimate_goes_to_the_knowledge_base(ask, question):
+    ask("住院花了2万", sender="13700000205")
+    assert ask(question, sender="13700000205").intent in ("policy", "handoff")

@@ -113,10 +113,13 @@ def handle(ctx: Context, f: Facts) -> Reply:
     try:
         e = estimator.inpatient(scheme, f.level, f.total, f.self_pay, groups, age, already["inpatient"])
     except estimator.NotCovered:
-        ctx.state.clear()
+        e = None
+    # keep the amount: "那在省医院呢" right after compares another level
+    ctx.state.clear()
+    ctx.state.update(remember(f))
+    if e is None:
         return Reply("estimate", "estimate_not_covered",
                      {**data, "level_label": levels()[f.level]["label"], "level": f.level, "total": f.total})
-    ctx.state.clear()
     return Reply("estimate", "estimate", {**data, **_view(e), "estimate": e.as_json()})
 
 

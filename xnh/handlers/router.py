@@ -12,7 +12,7 @@ Order of the checks (first that applies wins):
     查报销-type words                      → claim_status
  7. 查参合-type words                      → enrollment
  8. an amount with a visit/level/spending, or a bare amount → estimate
- 9. a level or hospital after an estimate table (remembered amount) → estimate
+ 9. a level or hospital after an estimate (remembered amount), unless it asks about rules → estimate
 10. anything else                         → knowledge base (answer, choice, or handoff)
 """
 import logging
@@ -50,6 +50,8 @@ ENROLL_TOPIC = re.compile(r"参合|合作医疗|新农合|农合|医保|参保|�
 QUOTA = re.compile(r"(?:今年|已经|一共|总共).{0,4}报了多少|还(?:能|可以|剩)报?多少|剩(?:余|下)(?:的)?(?:额度|多少)|额度还(?:有|剩)")
 GREETING = re.compile(r"^(?:你好|您好|在吗|在不在|喂|哈喽|hello|hi|嗨|早上好|晚上好|下午好)[啊呀吗么!！。.?？~]*$", re.I)
 THANKS = re.compile(r"^(?:谢谢|多谢|谢了|感谢|好的|好|知道了|明白了|晓得了|行|嗯|哦|ok|OK)[啊呀了您你!！。.~]*$")
+# a question about the rules, not about the remembered amount: "省医院起付线多少" after an estimate
+POLICY_WORDS = re.compile(r"起付线|封顶|比例|几成|怎么|咋|如何|什么|啥|哪些|要不要|需不需要|需要|手续|材料|政策|规定")
 _READABLE = re.compile(r"[\u4e00-\u9fff0-9a-zA-Z]")
 _AMOUNT_ONLY = re.compile(r"^[约大概差不多花了共用]{0,4}[\d.,一二两三四五六七八九十百千万kK]+(?:多|来)?(?:元|块钱|块)?[左右]{0,2}$")
 
@@ -93,7 +95,8 @@ def route(ctx: Context) -> Reply:
     facts = extract.facts(text)
     if estimate.wants_estimate(facts, text) or (facts.total is not None and facts.total >= 10 and _AMOUNT_ONLY.match(text)):
         return estimate.handle(ctx, facts)
-    if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit == "outpatient"):
+    if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit == "outpatient") \
+            and not POLICY_WORDS.search(text):
         return estimate.handle(ctx, estimate.recall(state, facts))
     return policy.handle(ctx)
 
