@@ -48,7 +48,16 @@ def test_another_level_after_a_single_estimate_reuses_the_amount(ask):
     assert again.data["estimate"]["reimbursed"] == "2880.00"  # (5000 − 200) × 60%
 
 
-@pytest.mark.parametrize("question", ["省医院起付线多少", "县医院住院报销比例是多少", "在市医院住院需要什么手续"])
+@pytest.mark.parametrize("question", ["省医院起付线多少", "县医院住院报销比例是多少", "在市医院住院需要什么手续",
+                                      "门诊报销有上限吗", "乡镇卫生院住院报销要带什么"])
 def test_a_rules_question_after_an_estimate_goes_to_the_knowledge_base(ask, question):
     ask("住院花了2万", sender="13700000205")
     assert ask(question, sender="13700000205").intent in ("policy", "handoff")
+
+
+@pytest.mark.parametrize("followup, reimbursed", [
+    ("那在省医院呢", "5880.00"), ("县医院能报多少", "7000.00"), ("在广州打工的时候住的", "5820.00"), ("乡里", "8000.00"),
+])
+def test_place_follow_ups(ask, followup, reimbursed):
+    ask("县医院住院花了一万", sender="13700000206")
+    assert ask(followup, sender="13700000206").data["estimate"]["reimbursed"] == reimbursed

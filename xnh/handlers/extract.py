@@ -5,6 +5,7 @@ Numbers are found as spans first, then each span is converted by cn2an ("smart" 
 3千, 一万二, 1.2万, 两万五, 1万5); spans that are ages, days, dates, phone or ID numbers are skipped.
 """
 import re
+from functools import cache
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -97,6 +98,7 @@ class Facts:
     urban: bool = False
     year: int | None = None
     already: Decimal | None = None  # inpatient already reimbursed this year, as the message says it
+    place_only: bool = False  # little besides a place: "那在省医院呢" (a follow-up to a remembered amount)
     third_party: bool = False  # about someone else (我爸, 孩子): personal data of the sender does not apply
 
 
@@ -171,6 +173,25 @@ THIRD_PARTY = re.compile(r"我?(?:爸|妈|娘|爹|爷|奶|姥|外公|外婆|孩�
                          r"他|她|婆婆|公公|岳父|岳母|哥|姐|弟|妹|侄|孙|亲戚|邻居|家人|老人|小孩|宝宝|娃)")
 
 
+_FILLER = re.compile(r"[在那呢的住是了吧啊呀哦去到里看换要如果要是就还又也那个这个我俺他她家]|医院|住院|时候|的话")
+PLACE_REST = 4  # characters a follow-up may keep besides its place words ("能报多少")
+
+
+def _place_only(rest: str) -> bool:
+    """True when `rest` (the hospital mention already blanked) says little besides level and visit words."""
+    for word in sorted(_level_words(), key=len, reverse=True):
+        rest = rest.replace(word, "")
+    for word in INPATIENT_WORDS + OUTPATIENT_WORDS:
+        rest = rest.replace(word, "")
+    rest = _FILLER.sub("", rest)
+    return len(re.findall(r"[\u4e00-\u9fff]", rest)) <= PLACE_REST
+
+
+@cache
+def _level_words() -> tuple:
+    return tuple(w for entry in levels().values() for w in entry["words"])
+
+
 def facts(text: str) -> Facts:
     """Everything the estimator can use from a normalised message."""
     f = Facts()
@@ -205,4 +226,5 @@ def facts(text: str) -> Facts:
     year = _YEAR.search(text)
     f.year = int(year.group(1)) if year else None
     f.third_party = bool(THIRD_PARTY.search(text))
+    f.place_only = _place_only(rest.replace("#", ""))
     return f
