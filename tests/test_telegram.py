@@ -187,10 +187,16 @@ def test_plain_wording_is_escaped_for_html(api, bot, monkeypatch):
     from xnh.message import Reply
 
     monkeypatch.setattr(telegram_bot, "respond",
-                        lambda message, db: Reply("policy", "policy", {}, text="a<b & c>d"))
+                        lambda message, db: Reply("help", "help", {}, text="a<b & c>d"))
     api.push(message("随便问"))
     (answer,) = api.wait_sent(1)
     assert answer["text"] == "a&lt;b &amp; c&gt;d"
+
+
+def test_policy_answers_keep_their_telegram_markup(api, bot):
+    api.push(message("门诊一年最多能报多少钱"))
+    (answer,) = api.wait_sent(1)
+    assert "<b>" in answer["text"] and "&lt;b&gt;" not in answer["text"] and "150" in answer["text"]
 
 
 def test_own_contact_binds_phone_then_lookups_work(api, bot, county):

@@ -27,7 +27,7 @@ class Scheme:
     short: str
     kind: str
     start: dt.date
-    source: str
+    source: str  # shown to users
     inpatient_cap: Decimal
     group_bonus: Decimal
     bonus_groups: tuple
@@ -35,7 +35,8 @@ class Scheme:
     rules: dict = field(repr=False)  # level key → LevelRule
     outpatient_rate: Decimal | None = None
     outpatient_cap: Decimal | None = None
-    contribution: dict = field(default_factory=dict, repr=False)  # name → Decimal or "MM-DD" text
+    contribution: dict = field(default_factory=dict, repr=False)
+    trace: str = ""  # where the numbers come from (seed file and section, POLICY.md section)  # name → Decimal or "MM-DD" text
 
     def rule(self, level: str) -> tuple[str, LevelRule] | None:
         """The level actually used (after fallbacks) and its rule, or None when not covered."""
@@ -88,6 +89,7 @@ def _load(path) -> Scheme:
         outpatient_rate=decimal(outpatient, "rate", f"{where} [outpatient]", "0", "1") if outpatient else None,
         outpatient_cap=decimal(outpatient, "yearly_cap", f"{where} [outpatient]") if outpatient else None,
         contribution=_contribution(raw.get("contribution", {}), f"{where} [contribution]"),
+        trace=require(raw, "trace", where, str),
     )
 
 
