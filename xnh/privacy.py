@@ -5,10 +5,13 @@ _PHONE_JUNK = re.compile(r"[\s\-()（）.]")
 
 
 def normalize_phone(raw: str | None) -> str:
-    """'+86 138-0000-9001', '8613800009001', '13800009001' → '13800009001'. Other numbers keep their digits."""
+    """'+86 138-0000-9001', '8613800009001', '13800009001' → '13800009001'. A number of another country
+    keeps its '+' ('+15005550006'): it must never be taken for a Chinese phone bound to a household."""
     digits = _PHONE_JUNK.sub("", raw or "")
-    if digits.startswith("+"):
-        digits = digits[1:]
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif digits.startswith("+"):
+        return digits  # another country: keep the +, so it can never equal a Chinese number
     if digits.startswith("0086"):
         digits = digits[4:]
     if len(digits) == 13 and digits.startswith("86"):

@@ -23,10 +23,6 @@ def household_enrollment(db: Database, household_id: str, year: int) -> list[dic
                          [household_id, year]))
 
 
-def household_members(db: Database, household_id: str) -> list[dict]:
-    return list(db.query("select * from members where household_id = ? order by member_id", [household_id]))
-
-
 def household_claims(db: Database, household_id: str, year: int) -> list[dict]:
     """The household's claims whose admission falls in `year`, oldest first."""
     return list(db.query(

@@ -1,6 +1,7 @@
 """Open the SQLite database (WAL, migrations applied) and the small reads and writes of per-sender
 state: conversation memory, identity attempts, verified sessions, bindings, subscriptions, handoff
-tickets, processed message ids and the audit log. County data reads live in `county.py`.
+tickets and the audit log. The SMS webhook keeps its processed MessageSids itself (bot/sms.py);
+county data reads live in `county.py`.
 """
 import json
 import os
@@ -100,11 +101,6 @@ def set_subscribed(db: Database, phone: str, subscribed: bool, via: str) -> None
     audit(db, phone, "subscribe" if subscribed else "unsubscribe", {"via": via})
 
 
-def is_subscribed(db: Database, phone: str) -> bool:
-    row = db.execute("select subscribed from subscriptions where phone = ?", [phone]).fetchone()
-    return True if row is None else bool(row[0])
-
-
 # -- handoff tickets ---------------------------------------------------------------------------------
 
 def open_ticket(db: Database, sender: str, channel: str, question: str) -> int:
@@ -112,18 +108,6 @@ def open_ticket(db: Database, sender: str, channel: str, question: str) -> int:
     table.insert({"sender": sender, "channel": channel, "question": question[:500], "created_at": stamp(),
                   "status": "open"})
     return table.last_pk
-
-
-# -- processed inbound messages (webhook retries) ------------------------------------------------------
-
-def processed_reply(db: Database, message_sid: str) -> str | None:
-    row = db.execute("select reply from processed_messages where message_sid = ?", [message_sid]).fetchone()
-    return row[0] if row else None
-
-
-def remember_processed(db: Database, message_sid: str, sender: str, reply: str) -> None:
-    db["processed_messages"].insert({"message_sid": message_sid, "sender": sender, "reply": reply,
-                                     "at": time.time()}, pk="message_sid", ignore=True)
 
 
 # -- audit -------------------------------------------------------------------------------------------

@@ -60,11 +60,3 @@ def levels() -> dict:
         if entry.get("fallback") and entry["fallback"] not in data:
             raise KBError(f"{where}: fallback {entry['fallback']!r} is not a level")
     return data
-
-
-def level_by_export_name(name: str) -> str | None:
-    """'县级医院' → 'county' (the words county exports write in 机构级别)."""
-    for key, entry in levels().items():
-        if entry["name"] == name:
-            return key
-    return None
