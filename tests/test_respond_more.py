@@ -61,3 +61,10 @@ def test_a_rules_question_after_an_estimate_goes_to_the_knowledge_base(ask, ques
 def test_place_follow_ups(ask, followup, reimbursed):
     ask("县医院住院花了一万", sender="13700000206")
     assert ask(followup, sender="13700000206").data["estimate"]["reimbursed"] == reimbursed
+
+
+def test_a_large_outpatient_bill_offers_the_inpatient_reading(ask):
+    first = ask("看病花了3000", sender="13700000207")
+    assert first.data["estimate"]["visit"] == "outpatient" and "住院" in first.text
+    table = ask("是住院", sender="13700000207")
+    assert table.data["estimate"]["per_level"]["county"]["reimbursed"] == "2100.00"

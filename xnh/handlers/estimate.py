@@ -125,6 +125,7 @@ def handle(ctx: Context, f: Facts) -> Reply:
 
 def _outpatient(ctx, f, scheme, already, data) -> Reply:
     ctx.state.clear()
+    ctx.state.update(remember(f))  # "是住院" next turns the same amount into the inpatient table
     try:
         e = estimator.outpatient(scheme, f.total, f.self_pay, already["outpatient"])
     except estimator.NotCovered:

@@ -12,7 +12,8 @@ Order of the checks (first that applies wins):
     查报销-type words                      → claim_status
  7. 查参合-type words                      → enrollment
  8. an amount with a visit/level/spending, or a bare amount → estimate
- 9. a level or hospital after an estimate (remembered amount), unless it asks about rules → estimate
+ 9. a level, hospital or visit type after an estimate (remembered amount), unless it asks about rules
+                                          → estimate
 10. anything else                         → knowledge base (answer, choice, or handoff)
 """
 import logging
@@ -95,7 +96,7 @@ def route(ctx: Context) -> Reply:
     facts = extract.facts(text)
     if estimate.wants_estimate(facts, text) or (facts.total is not None and facts.total >= 10 and _AMOUNT_ONLY.match(text)):
         return estimate.handle(ctx, facts)
-    if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit == "outpatient") \
+    if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit) \
             and facts.place_only and not POLICY_WORDS.search(text):
         return estimate.handle(ctx, estimate.recall(state, facts))
     return policy.handle(ctx)
