@@ -121,3 +121,10 @@ def test_the_words_of_the_message_decide_what_is_shown(county, ask):
     ask("查报销", sender="13700000048")  # asked for claims first
     reply = ask("身份证52990119560808001X 姓名杨树林 查参合", sender="13700000048")
     assert reply.intent == "enrollment" and "已参合" in reply.text
+
+
+def test_an_open_claim_is_still_shown_after_new_year(county, ask, monkeypatch):
+    monkeypatch.setenv("XNH_TODAY", "2027-01-10")
+    reply = ask("查报销", sender="13800009001")
+    assert "已受理" in reply.text and "宁波" in reply.text  # admitted 2026-04, not yet decided
+    assert "已拨付" not in reply.text  # the paid 2026 claim is done: not repeated in 2027

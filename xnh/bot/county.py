@@ -24,10 +24,12 @@ def household_enrollment(db: Database, household_id: str, year: int) -> list[dic
 
 
 def household_claims(db: Database, household_id: str, year: int) -> list[dict]:
-    """The household's claims whose admission falls in `year`, oldest first."""
+    """The household's claims admitted in `year`, and older ones still open (not yet 已拨付 or 未通过),
+    so a claim is followed until the money is paid even across New Year. Oldest first."""
     return list(db.query(
-        "select * from claims where household_id = ? and admitted >= ? and admitted < ? order by admitted, claim_id",
-        [household_id, f"{year}-01-01", f"{year + 1}-01-01"]))
+        "select * from claims where household_id = ? and admitted < ? "
+        "and (admitted >= ? or status not in ('已拨付', '未通过')) order by admitted, claim_id",
+        [household_id, f"{year + 1}-01-01", f"{year}-01-01"]))
 
 
 def reimbursed_this_year(db: Database, member_id: str, year: int) -> dict:
