@@ -141,6 +141,7 @@ def _claim_view(c: dict) -> dict:
     view = {
         "name": mask_name(c["name"]), "visit": c["visit_type"], "hospital": c["hospital"],
         "month": int(c["admitted"][5:7]) if c["admitted"] else None, "status": c["status"],
+        "year": int(c["admitted"][:4]) if c["admitted"] else None,
         "meaning": steps["status"].get(c["status"], {}).get("meaning", ""),
         "amount": c["reimbursed"] or "", "total": c["total"] or "", "paid_date": c["paid_date"] or "",
         "channel": c["paid_channel"] or "", "reason": c["reject_reason"] or "", "next": "",
