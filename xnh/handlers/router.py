@@ -31,7 +31,8 @@ from .normalize import normalize
 
 logger = logging.getLogger(__name__)
 
-OPT_OUT = {"TD", "T", "退订", "STOP", "取消订阅", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT", "退定"}
+# SPEC's words, Twilio's standard keywords, and a common typo (退定)
+OPT_OUT = {"TD", "退订", "STOP", "取消订阅", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT", "退定"}
 OPT_IN = {"订阅", "START", "开通订阅", "恢复订阅", "UNSTOP", "YES"}
 HUMAN = re.compile(r"^(?:转)?人工(?:服务|客服)?$|转人工|找人工|人工客服|真人|工作人员")
 # 查报销: explicit words, or money/approval words with a done-or-not marker (了/没): "钱打到卡上了吗"
@@ -138,5 +139,10 @@ def respond(message: Message, db: Database) -> Reply:
         reply = Reply("help", "help", {"reason": "error"})
     if ctx.state != state:
         store.save_state(db, message.sender, ctx.state)
-    reply.text = render(reply, message.channel)
+    try:
+        reply.text = render(reply, message.channel)
+    except Exception:  # a template bug: still answer
+        logger.exception("rendering %s failed", reply.template)
+        reply = Reply("help", "help", {"reason": "error"})
+        reply.text = render(reply, message.channel)
     return reply
