@@ -165,7 +165,8 @@ def test_personal_estimate_counts_what_was_reimbursed_this_year(ask, db):
     e = reply.data["estimate"]
     assert (e["already_reimbursed"], e["remaining_cap"], e["reimbursed"], e["bonus"]) == (
         "45678.91", "14321.09", "14321.09", "0.10")
-    assert "封顶" in reply.text and "欧***华" in reply.text and "45678.91" in reply.text
+    assert "封顶" in reply.text and "今年已报45678.91元" in reply.text  # the member's own phone: no name needed
+    assert "欧阳小明华" not in reply.text
     assert len(reply.text) <= SMS_LIMIT, reply.text
 
 
@@ -182,8 +183,9 @@ def test_worst_case_single_level_sms_fits_134():
             "rate": d("0.675"), "bonus": d("0.125"), "reimbursed": d("59999.99"), "you_pay": d("9940000.00"),
             "capped": True, "cap": d("60000"), "already": d("59999.99"), "remaining": d("0.01")}
     for template in ("estimate", "estimate_outpatient"):
-        text = render(Reply("estimate", template, data), "sms")
-        assert len(text) <= SMS_LIMIT, text
+        for injury in (False, True):
+            text = render(Reply("estimate", template, {**data, "injury": injury}), "sms")
+            assert len(text) <= SMS_LIMIT, text
 
 
 # -- bad input: always a helpful reply, never an exception --------------------------------------------

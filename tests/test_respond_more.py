@@ -68,3 +68,13 @@ def test_a_large_outpatient_bill_offers_the_inpatient_reading(ask):
     assert first.data["estimate"]["visit"] == "outpatient" and "住院" in first.text
     table = ask("是住院", sender="13700000207")
     assert table.data["estimate"]["per_level"]["county"]["reimbursed"] == "2100.00"
+
+
+@pytest.mark.parametrize("text, injury", [
+    ("干活摔伤了在县医院住院花了5000", True), ("出车祸在省医院住院花了2万", True), ("被狗咬了门诊花了300", True),
+    ("县医院住院花了5000", False), ("生孩子住院花了4000在乡卫生院", False),
+])
+def test_an_injury_estimate_says_it_needs_investigation(ask, text, injury):
+    reply = ask(text)
+    assert reply.intent == "estimate" and "估算" in reply.text
+    assert ("意外伤" in reply.text) is injury

@@ -28,6 +28,7 @@ def remember(f: Facts) -> dict:
     """What a follow-up naming the hospital needs, kept in the conversation memory."""
     return {"pending": "level", "total": str(f.total), "self_pay": str(f.self_pay), "approximate": f.approximate,
             "visit": f.visit, "groups": f.groups, "age": f.age, "urban": f.urban, "third_party": f.third_party,
+            "injury": f.injury,
             "already": None if f.already is None else str(f.already)}
 
 
@@ -50,6 +51,7 @@ def recall(state: dict, f: Facts) -> Facts:
     f.age = f.age or state["age"]
     f.urban = f.urban or state["urban"]
     f.third_party = f.third_party or state["third_party"]
+    f.injury = f.injury or state.get("injury", False)
     if f.already is None and state.get("already") is not None:
         f.already = Decimal(state["already"])
     return f
@@ -102,7 +104,7 @@ def handle(ctx: Context, f: Facts) -> Reply:
     if f.already is not None:  # the message says what was reimbursed already: it may know of a claim not yet synced
         already = {**already, "inpatient": f.already}
     data = {"already_note": already["inpatient"] if personal or f.already is not None else None,
-            "scheme": scheme, "approximate": f.approximate, "hospital": f.hospital, "listed": f.listed,
+            "scheme": scheme, "approximate": f.approximate, "injury": f.injury, "hospital": f.hospital, "listed": f.listed,
             "place": _place(f), "personal": personal, "groups": [g for g in groups if g in scheme.bonus_groups],
             "age": age}
     visit = f.visit or ("outpatient" if f.level == "village" else "inpatient")

@@ -60,6 +60,8 @@ def _lower_bound(m: re.Match) -> str:
 INPATIENT_WORDS = ("住院", "住了", "住过", "出院", "入院", "开刀", "手术", "生孩子", "分娩", "住着")
 OUTPATIENT_WORDS = ("门诊", "看病拿药", "拿药", "开药", "看门诊", "买药", "打针", "输液", "挂水", "看了个病", "看病")
 URBAN_WORDS = ("城镇居民", "居民医保", "城镇医保", "城居")
+# an injury: the township 合管办 investigates before paying, and a third party's fault is not covered
+INJURY_WORDS = ("摔", "受伤", "伤了", "骨折", "车祸", "撞", "被打", "打伤", "咬伤", "被狗咬", "烫伤", "烧伤", "砸", "意外", "外伤", "工伤")
 GROUP_WORDS = {
     "五保户": ("五保户", "五保"),
     "独生子女户": ("独生子女", "独生"),
@@ -98,6 +100,7 @@ class Facts:
     urban: bool = False
     year: int | None = None
     already: Decimal | None = None  # inpatient already reimbursed this year, as the message says it
+    injury: bool = False  # an accident or injury (摔伤, 车祸): needs the township 合管办's investigation
     place_only: bool = False  # little besides a place: "那在省医院呢" (a follow-up to a remembered amount)
     third_party: bool = False  # about someone else (我爸, 孩子): personal data of the sender does not apply
 
@@ -223,6 +226,7 @@ def facts(text: str) -> Facts:
     f.groups = [g for g, words in GROUP_WORDS.items() if any(w in text for w in words)]
     f.age = _age(text)
     f.urban = any(w in text for w in URBAN_WORDS)
+    f.injury = any(w in text for w in INJURY_WORDS)
     year = _YEAR.search(text)
     f.year = int(year.group(1)) if year else None
     f.third_party = bool(THIRD_PARTY.search(text))
