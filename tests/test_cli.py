@@ -84,3 +84,9 @@ def test_module_runs_without_the_console_script(tmp_path):
     code = "from xnh.bot.cli import cli; cli(['ask', '住院花了3000能报多少'])"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert "2400" in done.stdout and "2100" in done.stdout
+
+
+def test_a_bad_xnh_today_is_refused_up_front(monkeypatch):
+    monkeypatch.setenv("XNH_TODAY", "2026-13-01")
+    result = CliRunner().invoke(cli, ["ask", "住院花了3000"])
+    assert result.exit_code == 2 and "XNH_TODAY" in result.output

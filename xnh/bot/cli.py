@@ -29,6 +29,12 @@ def _message(text: str, phone: str, channel: str):
 def cli():
     """新农合助手 (xnh): reimbursement estimates, policy answers, 查参合 and 查报销 by SMS and Telegram."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .. import clock
+
+    try:
+        clock.now()  # a bad XNH_TODAY is a configuration error: say so now, not on every message
+    except clock.BadToday as e:
+        raise click.UsageError(str(e)) from e
 
 
 @cli.command()
