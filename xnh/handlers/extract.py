@@ -101,7 +101,7 @@ class Facts:
     year: int | None = None
     already: Decimal | None = None  # inpatient already reimbursed this year, as the message says it
     injury: bool = False  # an accident or injury (摔伤, 车祸): needs the township 合管办's investigation
-    place_only: bool = False  # little besides a place: "那在省医院呢" (a follow-up to a remembered amount)
+    rest: str = ""  # the text with the hospital's name blanked out
     third_party: bool = False  # about someone else (我爸, 孩子): personal data of the sender does not apply
 
 
@@ -180,9 +180,11 @@ _FILLER = re.compile(r"[在那呢的住是了吧啊呀哦去到里看换要如�
 PLACE_REST = 4  # characters a follow-up may keep besides its place words ("能报多少")
 
 
-def _place_only(rest: str) -> bool:
-    """True when `rest` (the hospital mention already blanked) says little besides level and visit words."""
-    for word in sorted(_level_words(), key=len, reverse=True):
+def place_only(f: "Facts") -> bool:
+    """True when the message says little besides a place, level or visit ("那在省医院呢"): a follow-up to
+    a remembered amount rather than a new question."""
+    rest = f.rest.replace("#", "")
+    for word in _level_words():
         rest = rest.replace(word, "")
     for word in INPATIENT_WORDS + OUTPATIENT_WORDS:
         rest = rest.replace(word, "")
@@ -192,7 +194,8 @@ def _place_only(rest: str) -> bool:
 
 @cache
 def _level_words() -> tuple:
-    return tuple(w for entry in levels().values() for w in entry["words"])
+    """Every level word, longest first (so 乡镇卫生院 goes before 卫生院)."""
+    return tuple(sorted((w for entry in levels().values() for w in entry["words"]), key=len, reverse=True))
 
 
 def facts(text: str) -> Facts:
@@ -230,5 +233,5 @@ def facts(text: str) -> Facts:
     year = _YEAR.search(text)
     f.year = int(year.group(1)) if year else None
     f.third_party = bool(THIRD_PARTY.search(text))
-    f.place_only = _place_only(rest.replace("#", ""))
+    f.rest = rest
     return f

@@ -98,7 +98,7 @@ def route(ctx: Context) -> Reply:
     if estimate.wants_estimate(facts, text) or (facts.total is not None and facts.total >= 10 and _AMOUNT_ONLY.match(text)):
         return estimate.handle(ctx, facts)
     if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit) \
-            and facts.place_only and not POLICY_WORDS.search(text):
+            and not POLICY_WORDS.search(text) and extract.place_only(facts):
         return estimate.handle(ctx, estimate.recall(state, facts))
     return policy.handle(ctx)
 
