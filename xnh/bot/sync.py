@@ -94,12 +94,18 @@ class Result:
     report_note: str = ""
     seconds: float = 0.0
     reasons: dict = field(default_factory=dict)
+    first_rejected: list = field(default_factory=list)  # [(line, column, reason)], the first few
 
     def summary_lines(self) -> list[str]:
         lines = [f"{KIND_WORD[self.kind]} {self.file} ({self.encoding}): "
                  f"{self.inserted + self.updated + self.unchanged + self.rejected} rows in {self.seconds:.1f}s"]
-        for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1])[:10]:
-            lines.append(f"  rejected {n}: {reason}")
+        if self.rejected > len(self.first_rejected):  # many: how many of each reason, then the first few
+            for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1])[:10]:
+                lines.append(f"  rejected {n}: {reason}")
+        for line, column, reason in self.first_rejected:
+            lines.append(f"  line {line}, {column}: {reason}")
+        if self.rejected > len(self.first_rejected):
+            lines.append(f"  … and {self.rejected - len(self.first_rejected)} more in the report")
         if self.notifications:
             lines.append(f"payment notifications queued: {self.notifications}")
         if self.report_note:
@@ -540,6 +546,9 @@ def _count(db: Database, table: str) -> int:
     return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
+FIRST_SHOWN = 10  # rejected rows listed in the summary itself (all of them are in the report file)
+
+
 class _Report:
     """FILE.rejected.csv next to the input (or in the working directory when that is not writable)."""
 
@@ -556,11 +565,14 @@ class _Report:
             self.f = open(self.tmp, "w", encoding="utf-8-sig", newline="")
         self.path = target
         self.rows = 0
+        self.first = []
         self.writer = csv.writer(self.f)
         self.writer.writerow(["line", "column", "reason", "raw"])
 
     def write(self, line: int, column: str, reason: str, raw: str) -> None:
         self.rows += 1
+        if len(self.first) < FIRST_SHOWN:
+            self.first.append((line, column, reason))
         self.writer.writerow([line, column, reason, raw])
 
     def finish(self) -> None:
@@ -605,7 +617,7 @@ def run(db: Database, kind: str, file, progress: bool = False) -> Result:
         report.abandon()
         raise
     report.finish()
-    result.report, result.report_note = str(report.path), report.note
+    result.report, result.report_note, result.first_rejected = str(report.path), report.note, report.first
     result.seconds = time.monotonic() - started
     return result
 
