@@ -460,3 +460,10 @@ def test_kill_9_in_the_middle_leaves_the_database_as_it_was(tmp_path, copy):
     assert counts(result) == (199_960, 0, 0, 40)
     assert table_count(db, "claims") == before["claims"] + 199_960
     db.close()
+
+
+def test_the_summary_names_the_first_rejected_lines(db, copy):
+    sync.run(db, "enrollment", copy("enrollment.csv"))
+    lines = sync.run(db, "claims", copy("claims_with_bad_rows.csv")).summary_lines()
+    assert "  line 8, 身份证号: 身份证号校验位不对" in lines and "  line 13, 状态: 未知状态: 已经给了" in lines
+    assert SUMMARY.match(lines[-1])
