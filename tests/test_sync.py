@@ -177,6 +177,7 @@ def test_claim_row_checks(db, tmp_path, changes, column, reason):
     ({"年度": ""}, "年度", "缺少年度"),
     ({"性别": "M"}, "性别", "未知性别: M"),
     ({"联系电话": "138abc"}, "联系电话", "联系电话不对: 138abc"),
+    ({"联系电话": "+"}, "联系电话", "联系电话不对: +"),
     ({"缴费金额": "三十"}, "缴费金额", "缴费金额不是金额: 三十"),
     ({"缴费日期": "2025-11-31"}, "缴费日期", "缴费日期不是有效日期: 2025-11-31"),
     ({"户号": ""}, "户号", "缺少户号"),
@@ -193,6 +194,12 @@ def test_enrollment_row_checks(db, tmp_path, changes, column, reason):
         return
     assert counts(result) == (0, 0, 0, 1)
     assert db.execute('select line, "column", reason from rejected_rows').fetchone() == (2, column, reason)
+
+
+def test_a_phone_abroad_is_kept_with_its_plus(db, tmp_path):
+    path = write_csv(tmp_path / "e.csv", ENROLLMENT_HEADER, [member(联系电话="+44 20 7946 0958")])
+    assert counts(sync.run(db, "enrollment", path)) == (1, 0, 0, 0)
+    assert db.execute("select phone from members").fetchone() == ("+442079460958",)
 
 
 def test_short_rows_blank_lines_and_accepted_spellings(db, tmp_path):

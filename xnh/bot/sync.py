@@ -446,7 +446,8 @@ class _Checker:
         sex = self.word(c[4], "性别", SEXES)
         id_number = self.id_number(c[5])
         phone = normalize_phone(c[7])
-        if phone and not (phone.isdigit() and 7 <= len(phone) <= 12):
+        digits = phone.removeprefix("+")  # a number abroad keeps its + (xnh.privacy.normalize_phone)
+        if phone and not (digits.isdigit() and 7 <= len(digits) <= 15):
             raise _Bad("联系电话", f"联系电话不对: {c[7].strip()}")
         category = self.word(c[10], "人员类别", CATEGORIES)
         paid_amount = self.amount(c[11], "缴费金额")
