@@ -29,13 +29,17 @@ def env() -> Environment:
     return e
 
 
-def render(reply: Reply, channel: str) -> str:
-    """The reply's words for `channel`; falls back to the SMS template when a channel has none."""
+def template_name(template: str, channel: str) -> str:
+    """The file that words `template` for `channel`: the channel's own, else the SMS one."""
     folder = CHANNEL_DIR.get(channel, "sms")
     ext = "html" if folder == "telegram" else "txt"
-    name = f"{folder}/{reply.template}.{ext}"
-    if folder != "sms" and name not in _names():
-        name = f"sms/{reply.template}.txt"
+    name = f"{folder}/{template}.{ext}"
+    return name if folder == "sms" or name in _names() else f"sms/{template}.txt"
+
+
+def render(reply: Reply, channel: str) -> str:
+    """The reply's words for `channel`; falls back to the SMS template when a channel has none."""
+    name = template_name(reply.template, channel)
     text = env().get_template(name).render(**reply.data)
     return _tidy(text, joiner="" if name.startswith("sms/") else "\n")
 

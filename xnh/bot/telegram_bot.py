@@ -12,7 +12,6 @@ TELEGRAM_WEBHOOK_SECRET are set. TELEGRAM_API_URL replaces https://api.telegram.
   AIORateLimiter; an error handler logs and answers politely.
 """
 import asyncio
-import functools
 import hmac
 import html
 import logging
@@ -137,14 +136,9 @@ async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str)
 
 def as_html(reply) -> str:
     """The reply for HTML parse mode: a Telegram template's output as is, an SMS wording escaped."""
-    if f"telegram/{reply.template}.html" in _telegram_templates():
+    if render.template_name(reply.template, "telegram").startswith("telegram/"):
         return reply.text
     return html.escape(segments.fit(reply.text, MAX_TEXT - 96))
-
-
-@functools.cache
-def _telegram_templates() -> frozenset:
-    return frozenset(name for name in render.env().list_templates() if name.startswith("telegram/"))
 
 
 def _respond(db, sender: str, text: str):
