@@ -72,7 +72,6 @@ GROUP_WORDS = {
 _PERSON = r"(?:我|俺|他|她|爸|爹|妈|娘|爷爷|奶奶|爷|奶|姥姥|姥爷|外公|外婆|老人|父亲|母亲|公公|婆婆|老伴|岳父|岳母)"
 _AGE = re.compile(rf"([\d{_CN_DIGITS}十]+)\s*(?:多)?\s*(?:周岁|岁)|"
                   rf"(?:今年|{_PERSON}(?:今年|都|已经|快|也)?)\s*(\d{{1,3}}|[{_CN_DIGITS}十]{{1,4}})\s*(?:多)?\s*(?:了|啦)")
-_YEAR = re.compile(r"(20\d\d|19\d\d)\s*年")
 
 
 @dataclass
@@ -98,7 +97,6 @@ class Facts:
     groups: list = field(default_factory=list)
     age: int | None = None
     urban: bool = False
-    year: int | None = None
     already: Decimal | None = None  # inpatient already reimbursed this year, as the message says it
     injury: bool = False  # an accident or injury (摔伤, 车祸): needs the township 合管办's investigation
     rest: str = ""  # the text with the hospital's name blanked out
@@ -230,8 +228,6 @@ def facts(text: str) -> Facts:
     f.age = _age(text)
     f.urban = any(w in text for w in URBAN_WORDS)
     f.injury = any(w in text for w in INJURY_WORDS)
-    year = _YEAR.search(text)
-    f.year = int(year.group(1)) if year else None
     f.third_party = bool(THIRD_PARTY.search(text))
     f.rest = rest
     return f
