@@ -1,5 +1,4 @@
 """The two values every channel exchanges with the core: a Message in, a Reply out."""
-import datetime as dt
 from dataclasses import dataclass, field
 
 
@@ -11,7 +10,6 @@ class Message:
     sender: str  # a normalised phone number (sms/web/cli) or "tg:<user id>"
     channel: str = "sms"  # sms | telegram | web | cli
     phone: str | None = None  # the phone bound to the sender (Telegram users share theirs)
-    received_at: dt.datetime | None = None
 
 
 @dataclass
