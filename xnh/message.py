@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Message:
-    """What a channel adapter hands to `respond()`: text, who sent it, over which channel, when."""
+    """What a channel adapter hands to `respond()`: the text, who sent it, over which channel."""
 
     text: str
     sender: str  # a normalised phone number (sms/web/cli) or "tg:<user id>"
