@@ -115,10 +115,14 @@ def main():
         _wait_healthy(base, server)
         common = [wrk, f"-t{a.wrk_threads}", f"-c{a.connections}", "--latency", "--timeout", "5s"]
         _run(common + [f"-d{a.warmup}s", base + "/healthz"])
+        cpu = _cpu_seconds(server.pid)
         health = _parse(_run(common + [f"-d{a.duration}s", base + "/healthz"]))
+        health["cpu_ms"] = (_cpu_seconds(server.pid) - cpu) * 1000 / max(health["requests"], 1)
         sms_args = ["-s", str(work / "sms.lua"), base + "/sms", "--"]
         _run(common + [f"-d{a.warmup}s"] + sms_args + [str(warm), str(a.wrk_threads)])
+        cpu = _cpu_seconds(server.pid)
         sms = _parse(_run(common + [f"-d{a.duration}s"] + sms_args + [str(bodies), str(a.wrk_threads)]))
+        sms["cpu_ms"] = (_cpu_seconds(server.pid) - cpu) * 1000 / max(sms["requests"], 1)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
@@ -191,6 +195,13 @@ def _wait_healthy(base: str, server) -> None:
     sys.exit("xnh serve did not come up")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the server process has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _run(cmd) -> str:
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return out
@@ -229,10 +240,10 @@ Machine: {os.cpu_count()} CPUs ({cpu}), {platform.python_implementation()} {plat
 the server on the same machine. Server: `xnh serve --threads {a.threads}` (waitress, one process).
 wrk: {a.wrk_threads} thread(s), {a.connections} connections, {a.duration} s per run after a {a.warmup} s warm-up.
 
-| endpoint | requests/s | p50 | p90 | p99 | requests | errors |
-|---|---:|---:|---:|---:|---:|---:|
-| GET /healthz | {health['rps']:.0f} | {health['p50_ms']:.2f} ms | {health['p90_ms']:.2f} ms | {health['p99_ms']:.2f} ms | {health['requests']} | {health['errors']} |
-| POST /sms (signed) | {sms['rps']:.0f} | {sms['p50_ms']:.2f} ms | {sms['p90_ms']:.2f} ms | {sms['p99_ms']:.2f} ms | {sms['requests']} | {sms['errors']} |
+| endpoint | requests/s | p50 | p90 | p99 | requests | errors | server CPU per request |
+|---|---:|---:|---:|---:|---:|---:|---:|
+| GET /healthz | {health['rps']:.0f} | {health['p50_ms']:.2f} ms | {health['p90_ms']:.2f} ms | {health['p99_ms']:.2f} ms | {health['requests']} | {health['errors']} | {health['cpu_ms']:.2f} ms |
+| POST /sms (signed) | {sms['rps']:.0f} | {sms['p50_ms']:.2f} ms | {sms['p90_ms']:.2f} ms | {sms['p99_ms']:.2f} ms | {sms['requests']} | {sms['errors']} | {sms['cpu_ms']:.2f} ms |
 
 - /sms reaches **{ratio:.0%}** of /healthz's requests/s (target ≥ 50%); p99 {sms['p99_ms']:.1f} ms
   (target ≤ 100 ms); errors (socket errors + non-2xx) {sms['errors']} (target 0): **{'PASS' if ok else 'FAIL'}**.
@@ -244,6 +255,8 @@ wrk: {a.wrk_threads} thread(s), {a.connections} connections, {a.duration} s per 
   handoff), picked at random; senders: 30% phones registered in the county sample ({registered} phones), the rest
   unknown numbers. Each request runs the whole path: signature, idempotency claim, respond(), TwiML.
 - /healthz runs `select 1` on the worker thread's database connection.
+- Server CPU per request: user + system time of the `xnh serve` process (/proc) over the run, divided by
+  the requests; it does not count wrk, which shares the machine.
 
 <details><summary>wrk output</summary>
 

@@ -86,7 +86,7 @@ def answer(db, sid: str, message: Message) -> str:
                 db.execute("delete from processed_messages where message_sid = ? and reply is null", [sid])
                 app_mod.finish(db)
                 raise
-            db.execute("update processed_messages set reply = ? where message_sid = ?", [text, sid])
+            db.conn.execute("update processed_messages set reply = ? where message_sid = ?", [text, sid])
             app_mod.finish(db)
             return text
     return _wait_for_reply(db, sid)  # outside the lock: the first delivery may be in another process
@@ -102,15 +102,23 @@ def _reply_text(message: Message, db) -> str:
 
 
 def _claim(db, sid: str, sender: str) -> bool:
-    """True when this delivery is the first of `sid` (or takes over an abandoned claim)."""
+    """True when this delivery is the first of `sid` (or takes over an abandoned claim).
+
+    A won claim is left uncommitted: it is committed with the first write of the answer, or with the
+    reply. Until then this connection holds SQLite's write lock, so a retry in another process waits
+    for it in `insert or ignore`, then finds the claim (and soon the reply); a crash rolls it back and
+    the retry answers afresh. One commit fewer per message than committing the claim alone."""
     now = time.time()
-    cur = db.execute("insert or ignore into processed_messages (message_sid, sender, reply, at) "
-                     "values (?, ?, null, ?)", [sid, sender, now])
+    conn = db.conn
+    cur = conn.execute("insert or ignore into processed_messages (message_sid, sender, reply, at) "
+                       "values (?, ?, null, ?)", [sid, sender, now])
     if cur.rowcount == 0:
-        cur = db.execute("update processed_messages set at = ? where message_sid = ? and reply is null "
-                         "and at < ?", [now, sid, now - STALE_CLAIM])
-    app_mod.finish(db)
-    return cur.rowcount == 1
+        cur = conn.execute("update processed_messages set at = ? where message_sid = ? and reply is null "
+                           "and at < ?", [now, sid, now - STALE_CLAIM])
+    if cur.rowcount != 1:
+        app_mod.finish(db)
+        return False
+    return True
 
 
 def _wait_for_reply(db, sid: str) -> str:

@@ -39,11 +39,19 @@ def stamp() -> str:
 
 # -- conversation memory ---------------------------------------------------------------------------
 
+def rows(db: Database, sql: str, params=()) -> list[dict]:
+    """The rows of a SELECT as dicts. Every message runs several reads: this skips what sqlite-utils 4's
+    `query()` adds to each (a SAVEPOINT and RELEASE around it, and its keyword checks)."""
+    cursor = db.conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor]
+
+
 def load_state(db: Database, sender: str) -> dict:
-    rows = list(db.query("select state, updated_at from conversations where sender = ?", [sender]))
-    if not rows or time.time() - rows[0]["updated_at"] > STATE_TTL:
+    row = db.conn.execute("select state, updated_at from conversations where sender = ?", [sender]).fetchone()
+    if row is None or time.time() - row[1] > STATE_TTL:
         return {}
-    return json.loads(rows[0]["state"])
+    return json.loads(row[0])
 
 
 def save_state(db: Database, sender: str, state: dict) -> None:
@@ -66,13 +74,20 @@ def failed_attempts_today(db: Database, sender: str) -> int:
                       [sender, since]).fetchone()[0]
 
 
+# The writes below run while a message is answered: plain SQL, because sqlite-utils' insert/upsert
+# inspect the table's schema on every call.
+
 def record_attempt(db: Database, sender: str, ok: bool) -> None:
-    db["identity_attempts"].insert({"sender": sender, "at": time.time(), "ok": int(ok)})
+    with db.conn:
+        db.conn.execute("insert into identity_attempts (sender, at, ok) values (?, ?, ?)",
+                        [sender, time.time(), int(ok)])
 
 
 def verify_sender(db: Database, sender: str, household_id: str) -> None:
-    db["verified"].upsert({"sender": sender, "household_id": household_id,
-                           "until": time.time() + VERIFIED_TTL}, pk="sender")
+    with db.conn:
+        db.conn.execute("insert into verified (sender, household_id, until) values (?, ?, ?) on conflict (sender) "
+                        "do update set household_id = excluded.household_id, until = excluded.until",
+                        [sender, household_id, time.time() + VERIFIED_TTL])
 
 
 def verified_household(db: Database, sender: str) -> str | None:
@@ -83,9 +98,11 @@ def verified_household(db: Database, sender: str) -> str | None:
 # -- bindings (a Telegram user's shared phone) -------------------------------------------------------
 
 def bind(db: Database, sender: str, phone: str, channel: str) -> None:
-    db["bindings"].upsert({"sender": sender, "phone": phone, "channel": channel, "bound_at": stamp()},
-                          pk="sender")
-    audit(db, sender, "bind_phone", {"phone": phone, "channel": channel})
+    with db.conn:
+        db.conn.execute("insert into bindings (sender, phone, channel, bound_at) values (?, ?, ?, ?) "
+                        "on conflict (sender) do update set phone = excluded.phone, channel = excluded.channel, "
+                        "bound_at = excluded.bound_at", [sender, phone, channel, stamp()])
+        audit(db, sender, "bind_phone", {"phone": phone, "channel": channel})
 
 
 def bound_phone(db: Database, sender: str) -> str | None:
@@ -96,22 +113,26 @@ def bound_phone(db: Database, sender: str) -> str | None:
 # -- subscriptions ----------------------------------------------------------------------------------
 
 def set_subscribed(db: Database, phone: str, subscribed: bool, via: str) -> None:
-    db["subscriptions"].upsert({"phone": phone, "subscribed": int(subscribed), "changed_at": stamp(),
-                                "via": via}, pk="phone")
-    audit(db, phone, "subscribe" if subscribed else "unsubscribe", {"via": via})
+    with db.conn:
+        db.conn.execute("insert into subscriptions (phone, subscribed, changed_at, via) values (?, ?, ?, ?) "
+                        "on conflict (phone) do update set subscribed = excluded.subscribed, "
+                        "changed_at = excluded.changed_at, via = excluded.via",
+                        [phone, int(subscribed), stamp(), via])
+        audit(db, phone, "subscribe" if subscribed else "unsubscribe", {"via": via})
 
 
 # -- handoff tickets ---------------------------------------------------------------------------------
 
 def open_ticket(db: Database, sender: str, channel: str, question: str) -> int:
-    table = db["handoff_tickets"]
-    table.insert({"sender": sender, "channel": channel, "question": question[:500], "created_at": stamp(),
-                  "status": "open"})
-    return table.last_pk
+    with db.conn:
+        cursor = db.conn.execute("insert into handoff_tickets (sender, channel, question, created_at, status) "
+                                 "values (?, ?, ?, ?, 'open')", [sender, channel, question[:500], stamp()])
+    return cursor.lastrowid
 
 
 # -- audit -------------------------------------------------------------------------------------------
 
 def audit(db: Database, actor: str, action: str, detail: dict | None = None) -> None:
-    db["audit_log"].insert({"at": stamp(), "actor": actor, "action": action,
-                            "detail": json.dumps(detail or {}, ensure_ascii=False)})
+    with db.conn:
+        db.conn.execute("insert into audit_log (at, actor, action, detail) values (?, ?, ?, ?)",
+                        [stamp(), actor, action, json.dumps(detail or {}, ensure_ascii=False)])
