@@ -253,6 +253,48 @@ def test_stale_newer_and_same_rows(db, tmp_path):
     assert table_count(db, "claim_history") == 4 and table_count(db, "notifications") == 1
 
 
+def _snapshot(db) -> dict:
+    return {"claims": db.execute("select * from claims order by claim_id").fetchall(),
+            "history": db.execute("select id, claim_id, old_status, status, changed_at from claim_history "
+                                  "order by id").fetchall(),
+            "notifications": db.execute("select id, phone, ref, text from notifications order by id").fetchall(),
+            "rejected": db.execute('select line, "column", reason, raw from rejected_rows order by id').fetchall()}
+
+
+@pytest.mark.parametrize("batch", [2, 5000])
+@pytest.mark.parametrize("reader_process", [False, True])
+def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch, batch, reader_process):
+    """Bulk mode (empty claims table) ends at the first repeated 结算单号; the result is the upsert path's."""
+    rows = [claim(结算单号="BC1", 状态="已受理", 更新时间="2026-03-10T09:00:00"),
+            claim(结算单号="BC2", 状态="已拨付", 补偿金额="100.00", 拨付日期="2026-04-01", 更新时间="2026-04-01T09:00:00"),
+            claim(结算单号="BC3", 总费用="abc"),
+            claim(结算单号="BC1", 状态="审核中", 更新时间="2026-03-20T09:00:00"),  # repeated: newer
+            claim(结算单号="BC1", 状态="已拨付", 更新时间="2026-03-01T09:00:00"),  # repeated: older
+            claim(结算单号="BC2", 参合证号="HH9000002-01"),  # another member's claim number
+            claim(结算单号="BC4", 状态="已拨付", 补偿金额="10.00", 拨付日期="2026-04-02", 更新时间="2026-04-02T09:00:00"),
+            claim(结算单号="BC1", 状态="已拨付", 补偿金额="90.00", 拨付日期="2026-04-03", 更新时间="2026-04-03T09:00:00")]
+    monkeypatch.setattr(sync, "BATCH", batch)
+    if reader_process:
+        monkeypatch.setattr(sync, "PARALLEL_MIN_BYTES", 0)
+    results, snapshots = [], []
+    for name in ("bulk", "upsert"):
+        if name == "upsert":
+            init = sync._Writer.__init__
+            monkeypatch.setattr(sync._Writer, "__init__", lambda self, *a, bulk: init(self, *a, bulk=False))
+        db = store.open_db(str(tmp_path / f"{name}.db"))
+        sync.run(db, "enrollment", write_csv(tmp_path / "e.csv", ENROLLMENT_HEADER, [member()]))
+        results.append(counts(sync.run(db, "claims", write_csv(tmp_path / f"{name}.csv", CLAIM_HEADER, rows))))
+        snapshots.append(_snapshot(db))
+        db.close()
+    assert results[0] == results[1] == (3, 2, 1, 2)
+    assert snapshots[0] == snapshots[1]
+    assert [h[1:4] for h in snapshots[0]["history"]] == [
+        ("BC1", None, "已受理"), ("BC2", None, "已拨付"), ("BC1", "已受理", "审核中"), ("BC4", None, "已拨付"),
+        ("BC1", "审核中", "已拨付")]
+    assert sorted(n[2] for n in snapshots[0]["notifications"]) == ["BC1", "BC2", "BC4"]
+    assert snapshots[0]["claims"][0][2] == "HH9000001"  # the household from members
+
+
 def test_idempotent_rerun_of_the_samples(db, copy):
     files = [("enrollment", copy("enrollment.csv")), ("claims", copy("claims.csv"))]
     for kind, path in files:

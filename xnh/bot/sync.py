@@ -474,10 +474,9 @@ _CLAIM_COLS = ["claim_id", "member_id", "household_id", "name", "id_number", "vi
                "admitted", "discharged", "total", "eligible", "reimbursed", "status", "reject_reason", "paid_date",
                "paid_channel", "updated_at"]
 # household_id: the member's household when the member is known, else 参合证号 before the '-'
-_CLAIM_UPSERT = _upsert_sql(
-    "claims", _CLAIM_COLS, ("claim_id",),
-    "?1, ?2, COALESCE((SELECT household_id FROM members WHERE member_id = ?2), ?3), "
-    + ", ".join(f"?{i}" for i in range(4, 19)), ">")
+_CLAIM_VALUES = ("?1, ?2, COALESCE((SELECT household_id FROM members WHERE member_id = ?2), ?3), "
+                 + ", ".join(f"?{i}" for i in range(4, 19)))
+_CLAIM_UPSERT = _upsert_sql("claims", _CLAIM_COLS, ("claim_id",), _CLAIM_VALUES, ">")
 _ENROLLMENT_COLS = ["year", "member_id", "household_id", "name", "sex", "id_number", "relation", "phone",
                     "township", "village", "category", "paid_amount", "paid_date", "status", "updated_at"]
 _ENROLLMENT_UPSERT = _upsert_sql("enrollments", _ENROLLMENT_COLS, ("year", "member_id"),
@@ -493,6 +492,11 @@ _CLAIM_UPSERT = _CLAIM_UPSERT.replace(" WHERE excluded.updated_at", " WHERE clai
                                       "excluded.updated_at", 1)
 _CONFLICT = "xnh_sync_claim_member_conflict"
 
+# the first import into an empty claims table ("bulk" mode, see _Writer): a plain INSERT, no trigger
+_CLAIM_INSERT = f"INSERT INTO claims ({', '.join(_CLAIM_COLS)}) VALUES ({_CLAIM_VALUES})"
+_BULK_HISTORY = ("INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id) "
+                 "SELECT claim_id, NULL, status, updated_at, ? FROM claims ORDER BY rowid")
+
 _TABLES = {"claims": ("claims", "claim_history"), "enrollment": ("enrollments", "members")}
 _PAID_TABLE = "_xnh_sync_paid"
 _COUNTER = "_xnh_sync_updates"
@@ -500,8 +504,9 @@ _TRIGGERS = ("_xnh_sync_claim_ins", "_xnh_sync_claim_upd", "_xnh_sync_claim_memb
 
 
 def _install_triggers(db: Database, kind: str, run_id: int) -> None:
-    """Per-connection (TEMP) triggers: the count of updated rows, claim history, the claims that became
-    已拨付 in this run, and the refusal of a 结算单号 that would move to another member."""
+    """Per-connection (TEMP) triggers: the count of updated rows, claim history of updates, the claims that
+    became 已拨付 in this run, and the refusal of a 结算单号 that would move to another member. The trigger
+    for inserted claims comes separately (_install_insert_trigger): bulk mode does without it."""
     _drop_triggers(db)
     table = _TABLES[kind][0]
     db.execute(f"CREATE TEMP TABLE {_COUNTER} (n INTEGER)")
@@ -513,15 +518,19 @@ def _install_triggers(db: Database, kind: str, run_id: int) -> None:
     db.execute(f"CREATE TEMP TABLE {_PAID_TABLE} (claim_id TEXT PRIMARY KEY)")
     db.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_member BEFORE UPDATE OF member_id ON main.claims
         WHEN old.member_id IS NOT new.member_id BEGIN SELECT RAISE(ABORT, '{_CONFLICT}'); END""")
-    db.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_ins AFTER INSERT ON main.claims BEGIN
-        INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id)
-            VALUES (new.claim_id, NULL, new.status, new.updated_at, {int(run_id)});
-        INSERT OR IGNORE INTO {_PAID_TABLE} (claim_id) SELECT new.claim_id WHERE new.status = '{PAID}';
-    END""")
     db.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_upd AFTER UPDATE OF status ON main.claims
         WHEN old.status IS NOT new.status BEGIN
         INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id)
             VALUES (new.claim_id, old.status, new.status, new.updated_at, {int(run_id)});
+        INSERT OR IGNORE INTO {_PAID_TABLE} (claim_id) SELECT new.claim_id WHERE new.status = '{PAID}';
+    END""")
+
+
+def _install_insert_trigger(conn: sqlite3.Connection, run_id: int) -> None:
+    """History and the paid set for each claim inserted, as it is inserted."""
+    conn.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_ins AFTER INSERT ON main.claims BEGIN
+        INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id)
+            VALUES (new.claim_id, NULL, new.status, new.updated_at, {int(run_id)});
         INSERT OR IGNORE INTO {_PAID_TABLE} (claim_id) SELECT new.claim_id WHERE new.status = '{PAID}';
     END""")
 
@@ -720,13 +729,16 @@ def _import(db, kind, path, batches, result, report, progress):
             # a large file next to the table: rebuilding the indexes afterwards beats updating them row by row
             saved_indexes = _drop_indexes(db, (table, other)) if before < estimate else []
             _install_triggers(db, kind, run_id)
-            writer = _Writer(conn, kind, run_id, result, report)
+            writer = _Writer(conn, kind, run_id, result, report, bulk=kind == "claims" and before == 0)
+            if not writer.bulk and kind == "claims":
+                _install_insert_trigger(conn, run_id)
             try:
                 for valid, rejected in batches:
                     writer.write(valid)
                     writer.reject(rejected)
                     if bar is not None:
                         bar.update(len(valid) + len(rejected))
+                writer.end_bulk()
                 logger.debug("sync %s: rows written after %.1fs", kind, time.monotonic() - t0)
                 if saved_indexes:
                     conn.execute("PRAGMA threads = 4")  # multi-threaded sorter for CREATE INDEX
@@ -754,16 +766,23 @@ def _import(db, kind, path, batches, result, report, progress):
 
 
 class _Writer:
-    """Writes checked batches: executemany per batch; rejected rows to the table and the report."""
+    """Writes checked batches: executemany per batch; rejected rows to the table and the report.
 
-    def __init__(self, conn, kind, run_id, result, report):
+    Bulk mode, for claims into an empty table (a county's first import): a plain INSERT without the
+    per-row history trigger (which costs as much as the insert itself); the history rows and the paid set
+    of all inserted claims are written by end_bulk() with one INSERT … SELECT each. The first 结算单号 that
+    comes again in the file ends bulk mode there: from that row on the upsert and its triggers apply, so
+    the result is the same as without bulk mode."""
+
+    def __init__(self, conn, kind, run_id, result, report, bulk=False):
         self.conn, self.kind, self.run_id, self.result, self.report = conn, kind, run_id, result, report
+        self.bulk = bulk
         self.valid = 0
 
     def write(self, rows) -> None:
         """rows: [(line, values)]. A 结算单号 that belongs to another member aborts its row (trigger):
         that row is rejected and the batch goes on after it."""
-        start = 0
+        start = self._insert_bulk(rows) if self.bulk else 0
         while start < len(rows):
             at = [start]
 
@@ -789,6 +808,38 @@ class _Writer:
                 raw = _raw_line([v for i, v in enumerate(vals) if i != 2])  # as read, less the household
                 self.reject([(line, "结算单号", f"结算单号已属于另一参合证号: {owner[0] if owner else '?'}", raw)])
                 start = at[0] + 1
+
+    def _insert_bulk(self, rows) -> int:
+        """Plain INSERTs; returns len(rows), or the index of a row whose 结算单号 is already in the table
+        after ending bulk mode (the caller upserts from there)."""
+        at = [0]
+
+        def values():
+            for i, (_, vals) in enumerate(rows):
+                at[0] = i
+                yield vals
+
+        try:
+            self.conn.executemany(_CLAIM_INSERT, values())
+        except sqlite3.IntegrityError as e:
+            if "UNIQUE" not in str(e):
+                raise
+            self.valid += at[0]
+            self.end_bulk()
+            return at[0]
+        self.valid += len(rows)
+        return len(rows)
+
+    def end_bulk(self) -> None:
+        """History and paid set of the claims inserted in bulk mode (the table held nothing else), then the
+        insert trigger for what follows."""
+        if not self.bulk:
+            return
+        self.bulk = False
+        self.conn.execute(_BULK_HISTORY, [self.run_id])
+        self.conn.execute(f"INSERT INTO temp.{_PAID_TABLE} (claim_id) SELECT claim_id FROM claims WHERE status = ?",
+                          [PAID])
+        _install_insert_trigger(self.conn, self.run_id)
 
     def reject(self, rejected) -> None:
         """rejected: [(line, column, reason, raw)]."""
