@@ -49,6 +49,7 @@ def ask(text, phone, channel, as_json):
     db = _db()
     _ensure_demo(db)
     reply = respond(_message(text, phone, channel), db)
+    db.conn.commit()  # respond() leaves committing to its caller (one transaction per message)
     if as_json:
         click.echo(json.dumps(reply.facts(), ensure_ascii=False, indent=2))
     else:
@@ -70,7 +71,9 @@ def chat(phone):
         except (EOFError, KeyboardInterrupt):
             click.echo()
             return
-        click.echo(respond(_message(text, phone, "sms"), db).text)
+        reply = respond(_message(text, phone, "sms"), db)
+        db.conn.commit()
+        click.echo(reply.text)
 
 
 def _ensure_demo(db):

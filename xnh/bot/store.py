@@ -2,6 +2,10 @@
 state: conversation memory, identity attempts, verified sessions, bindings, subscriptions, handoff
 tickets and the audit log. The SMS webhook keeps its processed MessageSids itself (bot/sms.py);
 county data reads live in `county.py`.
+
+The writes here do not commit: they run inside the caller's transaction, so everything one message
+changes is committed once, by the channel adapter that handled it (`app.finish` for SMS and the web
+simulator, the Telegram adapter's worker, the CLI), or not at all.
 """
 import json
 import os
@@ -55,15 +59,13 @@ def load_state(db: Database, sender: str) -> dict:
 
 
 def save_state(db: Database, sender: str, state: dict) -> None:
-    # plain SQL: this runs for most messages, and sqlite-utils' upsert inspects the table each time
-    with db.conn:
-        if not state:
-            db.conn.execute("delete from conversations where sender = ?", [sender])
-            return
-        db.conn.execute(
-            "insert into conversations (sender, state, updated_at) values (?, ?, ?) "
-            "on conflict (sender) do update set state = excluded.state, updated_at = excluded.updated_at",
-            [sender, json.dumps(state, ensure_ascii=False), time.time()])
+    if not state:
+        db.conn.execute("delete from conversations where sender = ?", [sender])
+        return
+    db.conn.execute(
+        "insert into conversations (sender, state, updated_at) values (?, ?, ?) "
+        "on conflict (sender) do update set state = excluded.state, updated_at = excluded.updated_at",
+        [sender, json.dumps(state, ensure_ascii=False), time.time()])
 
 
 # -- identity ---------------------------------------------------------------------------------------
@@ -74,20 +76,18 @@ def failed_attempts_today(db: Database, sender: str) -> int:
                       [sender, since]).fetchone()[0]
 
 
-# The writes below run while a message is answered: plain SQL, because sqlite-utils' insert/upsert
-# inspect the table's schema on every call.
+# Writes run while a message is answered: plain SQL, because sqlite-utils' insert/upsert inspect the
+# table's schema on every call (and commit).
 
 def record_attempt(db: Database, sender: str, ok: bool) -> None:
-    with db.conn:
-        db.conn.execute("insert into identity_attempts (sender, at, ok) values (?, ?, ?)",
-                        [sender, time.time(), int(ok)])
+    db.conn.execute("insert into identity_attempts (sender, at, ok) values (?, ?, ?)",
+                    [sender, time.time(), int(ok)])
 
 
 def verify_sender(db: Database, sender: str, household_id: str) -> None:
-    with db.conn:
-        db.conn.execute("insert into verified (sender, household_id, until) values (?, ?, ?) on conflict (sender) "
-                        "do update set household_id = excluded.household_id, until = excluded.until",
-                        [sender, household_id, time.time() + VERIFIED_TTL])
+    db.conn.execute("insert into verified (sender, household_id, until) values (?, ?, ?) on conflict (sender) "
+                    "do update set household_id = excluded.household_id, until = excluded.until",
+                    [sender, household_id, time.time() + VERIFIED_TTL])
 
 
 def verified_household(db: Database, sender: str) -> str | None:
@@ -98,11 +98,10 @@ def verified_household(db: Database, sender: str) -> str | None:
 # -- bindings (a Telegram user's shared phone) -------------------------------------------------------
 
 def bind(db: Database, sender: str, phone: str, channel: str) -> None:
-    with db.conn:
-        db.conn.execute("insert into bindings (sender, phone, channel, bound_at) values (?, ?, ?, ?) "
-                        "on conflict (sender) do update set phone = excluded.phone, channel = excluded.channel, "
-                        "bound_at = excluded.bound_at", [sender, phone, channel, stamp()])
-        audit(db, sender, "bind_phone", {"phone": phone, "channel": channel})
+    db.conn.execute("insert into bindings (sender, phone, channel, bound_at) values (?, ?, ?, ?) "
+                    "on conflict (sender) do update set phone = excluded.phone, channel = excluded.channel, "
+                    "bound_at = excluded.bound_at", [sender, phone, channel, stamp()])
+    audit(db, sender, "bind_phone", {"phone": phone, "channel": channel})
 
 
 def bound_phone(db: Database, sender: str) -> str | None:
@@ -113,26 +112,23 @@ def bound_phone(db: Database, sender: str) -> str | None:
 # -- subscriptions ----------------------------------------------------------------------------------
 
 def set_subscribed(db: Database, phone: str, subscribed: bool, via: str) -> None:
-    with db.conn:
-        db.conn.execute("insert into subscriptions (phone, subscribed, changed_at, via) values (?, ?, ?, ?) "
-                        "on conflict (phone) do update set subscribed = excluded.subscribed, "
-                        "changed_at = excluded.changed_at, via = excluded.via",
-                        [phone, int(subscribed), stamp(), via])
-        audit(db, phone, "subscribe" if subscribed else "unsubscribe", {"via": via})
+    db.conn.execute("insert into subscriptions (phone, subscribed, changed_at, via) values (?, ?, ?, ?) "
+                    "on conflict (phone) do update set subscribed = excluded.subscribed, "
+                    "changed_at = excluded.changed_at, via = excluded.via",
+                    [phone, int(subscribed), stamp(), via])
+    audit(db, phone, "subscribe" if subscribed else "unsubscribe", {"via": via})
 
 
 # -- handoff tickets ---------------------------------------------------------------------------------
 
 def open_ticket(db: Database, sender: str, channel: str, question: str) -> int:
-    with db.conn:
-        cursor = db.conn.execute("insert into handoff_tickets (sender, channel, question, created_at, status) "
-                                 "values (?, ?, ?, ?, 'open')", [sender, channel, question[:500], stamp()])
+    cursor = db.conn.execute("insert into handoff_tickets (sender, channel, question, created_at, status) "
+                             "values (?, ?, ?, ?, 'open')", [sender, channel, question[:500], stamp()])
     return cursor.lastrowid
 
 
 # -- audit -------------------------------------------------------------------------------------------
 
 def audit(db: Database, actor: str, action: str, detail: dict | None = None) -> None:
-    with db.conn:
-        db.conn.execute("insert into audit_log (at, actor, action, detail) values (?, ?, ?, ?)",
-                        [stamp(), actor, action, json.dumps(detail or {}, ensure_ascii=False)])
+    db.conn.execute("insert into audit_log (at, actor, action, detail) values (?, ?, ?, ?)",
+                    [stamp(), actor, action, json.dumps(detail or {}, ensure_ascii=False)])

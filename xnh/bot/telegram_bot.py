@@ -156,15 +156,18 @@ async def _run_db(context: ContextTypes.DEFAULT_TYPE, fn, *args):
 
 
 def _with_db(path: str, fn, *args):
-    from ..app import finish, thread_db
+    """One unit of work, committed (or rolled back) before the next message of this process starts:
+    the same one-at-a-time rule as the SMS webhook (app.WRITES)."""
+    from ..app import WRITES, finish, thread_db
 
     db = thread_db(path)
-    try:
-        result = fn(db, *args)
-    except BaseException:
-        finish(db, failed=True)
-        raise
-    finish(db)
+    with WRITES:
+        try:
+            result = fn(db, *args)
+        except BaseException:
+            finish(db, failed=True)
+            raise
+        finish(db)
     return result
 
 

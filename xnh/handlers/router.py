@@ -128,7 +128,9 @@ def warm_up(db: Database) -> None:
 
 
 def respond(message: Message, db: Database) -> Reply:
-    """The reply to one message, worded for its channel. Never raises for any text."""
+    """The reply to one message, worded for its channel. Never raises for any text.
+    Its writes (conversation memory, tickets, identity attempts ...) are left uncommitted: the caller
+    commits once per message."""
     state = store.load_state(db, message.sender)
     ctx = Context(message=message, db=db, text=normalize(message.text), today=clock.today(), state=dict(state))
     try:
