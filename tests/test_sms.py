@@ -138,6 +138,43 @@ def test_abandoned_claim_is_taken_over(client, db):
     assert "2400" in reply_of(post(client, form("住院花了3000能报多少", sid="SMstale")))
 
 
+def test_a_crash_while_answering_leaves_nothing_and_the_retry_answers(app, client, db, monkeypatch):
+    """The claim, the conversation memory and the reply are one transaction: a failure half-way leaves no
+    trace, and Twilio's retry of the same MessageSid is answered afresh."""
+    real = sms.respond
+
+    def half_way(message, conn):
+        from xnh.bot import store
+
+        store.save_state(conn, message.sender, {"pending": "level", "total": "3000"})
+        raise RuntimeError("crash after the first write")
+
+    monkeypatch.setattr(sms, "respond", half_way)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    params = form("住院花了3000能报多少", sid="SMcrash")
+    assert post(client, params).status_code == 500
+    assert db["processed_messages"].count == 0
+    assert db["conversations"].count == 0
+    monkeypatch.setattr(sms, "respond", real)
+    assert "2400" in reply_of(post(client, params))
+    assert db["processed_messages"].count == 1
+
+
+@pytest.mark.parametrize("raw, expect", [
+    ("住院花了3000能报多少", "2400"),                # percent-encoded UTF-8
+    ("住院 花了 3000 能报多少", "2400"),             # spaces (Twilio sends them as '+')
+    ("住院花了3000能报多少&x=1", "2400"),            # '&' and '=' inside the text are escaped by the sender
+])
+def test_form_fields_decode_like_twilio_sends_them(client, raw, expect):
+    params = form(raw, sid="SM" + str(abs(hash(raw))), frm="+86 137-0000-0001")
+    assert expect in reply_of(post(client, params))
+
+
+def test_oversized_body_is_refused_before_parsing(client):
+    params = form("住院" * 600_000, sid="SMbig")
+    assert post(client, params).status_code == 413
+
+
 @pytest.mark.parametrize("body", ["<script>alert(1)</script>", "]]><Message>x</Message>", "a & b < c > d \" '",
                                   "\x00\x07控制字符\x1b", "住院花了3000能报多少<b>"])
 def test_hostile_bodies_get_well_formed_twiml(client, body):

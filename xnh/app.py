@@ -42,6 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         TELEGRAM_WEBHOOK_SECRET=os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None,
         TELEGRAM_RUNNER=None,  # set by server.serve in webhook mode
         JSON_AS_ASCII=False,
+        MAX_CONTENT_LENGTH=1 << 20,  # Twilio forms, Telegram updates and simulator messages are a few KB
     )
     if test_config:
         app.config.update(test_config)

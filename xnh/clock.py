@@ -5,6 +5,7 @@ hours read `now()`.
 """
 import datetime as dt
 import os
+from functools import lru_cache
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 
@@ -18,6 +19,12 @@ def now() -> dt.datetime:
     raw = os.environ.get("XNH_TODAY", "").strip()
     if not raw:
         return dt.datetime.now(CHINA)
+    return _fixed(raw)
+
+
+@lru_cache(maxsize=8)
+def _fixed(raw: str) -> dt.datetime:
+    """XNH_TODAY parsed (read on every call, so tests can change it; parsed once per value)."""
     try:
         value = dt.datetime.fromisoformat(raw)
     except ValueError as e:

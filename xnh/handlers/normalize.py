@@ -28,16 +28,26 @@ def _homophones() -> dict:
     return {tuple(_sound(c) for c in w): w for w in sorted(words, key=len)}
 
 
+@cache
+def _shape() -> tuple[tuple[int, ...], frozenset]:
+    """The word lengths, longest first, and the sounds a word can start with."""
+    table = _homophones()
+    return tuple(sorted({len(k) for k in table}, reverse=True)), frozenset(k[0] for k in table)
+
+
 def _repair_homophones(text: str) -> str:
     """Replace runs whose pinyin equals a domain word's (住员 → 住院). Longest words first."""
     table = _homophones()
     if not _HAN.search(text):
         return text
+    lengths, starts = _shape()
     chars = list(text)
     sounds = [_sound(c) for c in chars]
-    lengths = sorted({len(k) for k in table}, reverse=True)
     i = 0
     while i < len(chars):
+        if sounds[i] not in starts:  # no word begins with this sound
+            i += 1
+            continue
         for n in lengths:
             key = tuple(sounds[i:i + n])
             word = table.get(key) if len(key) == n and None not in key else None
