@@ -283,6 +283,12 @@ _ID_BORN_MIN = "18900101"
 _AMOUNT = re.compile(r"\d{1,9}(?:\.\d{1,2})?")
 
 
+def _money_greater(a: str, b: str) -> bool:
+    """a > b for two amounts as _Checker.amount writes them (digits, a point, two decimals, no leading zero
+    but in 0.xx): of two such strings the longer is the larger, and of equal length the later in order."""
+    return (len(a), a) > (len(b), b)
+
+
 class _Checker:
     """Field checks with small caches (exports repeat the same dates, amounts and ID numbers)."""
 
@@ -409,7 +415,40 @@ class _Checker:
         return text
 
     def claim(self, c: list[str]) -> tuple:
-        """A claims row → the values for _CLAIM_UPSERT (claim_id ... updated_at, fallback household)."""
+        """A claims row → the values for _CLAIM_UPSERT (claim_id ... updated_at, fallback household).
+        Most rows of an export are made of cells already checked in earlier rows: _claim_known takes those
+        from the caches; any other row gets the full checks, which give the same values or the reason."""
+        return self._claim_known(c) or self._claim_checked(c)
+
+    def _claim_known(self, c: list[str]) -> tuple | None:
+        """The row's values when every cell is known good as written, else None. Known good: a 结算单号 and
+        参合证号 of 1–64 characters with no spaces around them, then the ID number as the full checks take
+        it (their next step: a bad one raises the same _Bad they would), a date, time or amount found in the
+        caches (they hold only values that passed), an empty optional cell, a level, type or status word
+        exactly as listed; and the row's own rules hold (discharged ≥ admitted, 补偿金额 ≤ 总费用)."""
+        claim_id, member_id = c[0], c[1]
+        if not (0 < len(claim_id) <= 64 and claim_id == claim_id.strip()
+                and 0 < len(member_id) <= 64 and member_id == member_id.strip()):
+            return None
+        id_number = self.id_number(c[3])  # the next check of the full path: the same value, or the same _Bad
+        dates, amounts = self._dates, self._amounts
+        admitted, updated_at, total = dates.get(c[7]), self._times.get(c[16]), amounts.get(c[9])
+        discharged = dates.get(c[8]) if c[8] else ""
+        paid_date = dates.get(c[14]) if c[14] else ""
+        eligible = amounts.get(c[10]) if c[10] else ""
+        reimbursed = amounts.get(c[11]) if c[11] else ""
+        level = self.level_keys.get(c[6])
+        if (None in (admitted, discharged, paid_date, updated_at, total, eligible, reimbursed, level)
+                or c[4] not in VISIT_TYPES or c[12] not in CLAIM_STATUSES
+                or (discharged and discharged < admitted)
+                or (reimbursed and _money_greater(reimbursed, total))):
+            return None
+        return (claim_id, member_id, member_id.split("-")[0], c[2].strip(), id_number, c[4], c[5].strip(), level,
+                admitted, discharged, total, eligible, reimbursed, c[12], c[13].strip(), paid_date,
+                c[15].strip(), updated_at)
+
+    def _claim_checked(self, c: list[str]) -> tuple:
+        """claim() for any row: every cell checked; raises _Bad with the first problem."""
         claim_id = self.required(c[0], "结算单号")
         member_id = self.required(c[1], "参合证号")
         name = c[2].strip()
@@ -427,7 +466,7 @@ class _Checker:
         total = self.amount(c[9], "总费用", required=True)
         eligible = self.amount(c[10], "可报费用")
         reimbursed = self.amount(c[11], "补偿金额")
-        if reimbursed and Decimal(reimbursed) > Decimal(total):
+        if reimbursed and _money_greater(reimbursed, total):
             raise _Bad("补偿金额", f"补偿金额{reimbursed}大于总费用{total}")
         status = self.word(c[12], "状态", CLAIM_STATUSES)
         paid_date = self.date(c[14], "拨付日期")

@@ -1,0 +1,98 @@
+"""sync._Checker: the fast path for rows of known cells (_claim_known) gives exactly what the full checks
+give (_claim_checked): the same values, or the same rejection (column and reason)."""
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xnh.bot import sync
+from xnh.idnumber import check_digit
+from xnh.money import to_money
+
+GOOD = ["BC9000000001", "HH9000001-01", "王小明", "529901195504260016", "住院", "示范县人民医院", "县级医院",
+        "2026-03-01", "2026-03-09", "12500.00", "12000.00", "", "已受理", "", "", "", "2026-03-10T09:00:00"]
+_BODY = "52990119550426001"
+
+
+def _outcome(check, cells):
+    try:
+        return check(list(cells))
+    except sync._Bad as bad:
+        return ("rejected", *bad.args)
+
+
+def _spaced(values):
+    """Each value as written, and with the spaces and case a clerk's export may add."""
+    return st.sampled_from(values).flatmap(
+        lambda v: st.sampled_from([v, f" {v}", f"{v} ", f"\t{v}", v.lower()]))
+
+
+CELLS = {
+    0: _spaced(["BC1", "BC9000000001", "", " ", "X" * 64, "X" * 65]),
+    1: _spaced(["HH9000001-01", "HH9000002", "", "H" * 65]),
+    2: _spaced(["王小明", "", "李 四"]),
+    3: _spaced(["529901195504260016", "52990119550426001X", _BODY + check_digit(_BODY), "529901195504260017",
+                "5299011955042600", "529901199913320019", "", "x"]),
+    4: _spaced(sorted(sync.VISIT_TYPES) + ["体检", ""]),
+    5: _spaced(["示范县人民医院", ""]),
+    6: _spaced(["县级医院", "乡镇卫生院", "省地级指定", "卫生部直属", ""]),
+    7: _spaced(["2026-03-01", "2026/3/1", "20260301", "2026年3月1日", "2026-13-45", "三月一日", "", "1899-01-01"]),
+    8: _spaced(["2026-03-09", "2026-02-01", "2026-03-01", "", "2026-02-30"]),
+    9: _spaced(["12500.00", "12500", "12,500.5", "0.50", "007.5", "99.99", "100", "-5.00", "12.345", "", "三千"]),
+    10: _spaced(["12000.00", "", "100.00", "abc"]),
+    11: _spaced(["", "100.00", "99.99", "100", "12500.00", "12500.01", "8400.00", "0.5", "1e3"]),
+    12: _spaced(sorted(sync.CLAIM_STATUSES) + ["已经给了", ""]),
+    13: _spaced(["", "缺少转诊证明"]),
+    14: _spaced(["", "2026-04-01", "2026-02-30"]),
+    15: _spaced(["", "一卡通"]),
+    16: _spaced(["2026-03-10T09:00:00", "2026-03-10 09:00", "2026-03-10T09:00:00+00:00", "2026-03-10", "昨天", ""]),
+}
+# valid cells, several of them canonical: a row of these alone passes (or fails only a row rule)
+VALID = {
+    0: ["BC1", "BC9000000001"], 1: ["HH9000001-01", "HH9000002"], 2: ["王小明", ""],
+    3: ["529901195504260016", _BODY + check_digit(_BODY), ""], 4: sorted(sync.VISIT_TYPES), 5: ["示范县人民医院"],
+    6: ["县级医院", "乡镇卫生院"], 7: ["2026-03-01", "2026-03-05"], 8: ["2026-03-09", "", "2026-03-01"],
+    9: ["12500.00", "99.99", "100.00", "0.50"], 10: ["12000.00", ""], 11: ["", "100.00", "99.99", "12500.01", "0.49"],
+    12: sorted(sync.CLAIM_STATUSES), 13: ["", "缺少转诊证明"], 14: ["", "2026-04-01"], 15: ["", "一卡通"],
+    16: ["2026-03-10T09:00:00", "2026-03-10 09:00"],
+}
+ROWS = st.builds(
+    lambda base, changes: [changes.get(i, base[i]) for i in range(17)],
+    st.fixed_dictionaries({i: st.sampled_from(v) for i, v in VALID.items()}),
+    st.dictionaries(st.integers(0, 16), st.just(None), max_size=2).flatmap(
+        lambda keys: st.fixed_dictionaries({i: CELLS[i] for i in keys})))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(ROWS, min_size=1, max_size=8))
+def test_fast_path_equals_full_checks(rows):
+    """Through one checker (caches filled by earlier rows, so the fast path is taken) and through a fresh
+    one's full checks: the same values or the same rejection, row by row."""
+    fast = sync._Checker()
+    for cells in rows + rows:  # the second time round every good cell is in the caches
+        assert _outcome(fast.claim, cells) == _outcome(sync._Checker()._claim_checked, cells)
+
+
+def test_the_fast_path_is_taken_for_a_row_seen_before():
+    check = sync._Checker()
+    assert check._claim_known(GOOD) is None  # nothing cached yet
+    values = check.claim(GOOD)
+    assert check._claim_known(GOOD) == values
+    assert check._claim_known([" BC9000000001", *GOOD[1:]]) is None  # spaces: the full checks decide
+
+
+@pytest.mark.parametrize("a,b,greater", [
+    ("100.00", "99.99", True), ("99.99", "100.00", False), ("100.00", "100.00", False),
+    ("0.50", "0.49", True), ("0.00", "0.01", False), ("12500.01", "12500.00", True), ("9.00", "10.00", False),
+])
+def test_money_greater_table(a, b, greater):
+    assert sync._money_greater(a, b) is greater
+
+
+@given(st.decimals(min_value=0, max_value=Decimal("999999999.99"), places=2),
+       st.decimals(min_value=0, max_value=Decimal("999999999.99"), places=2))
+def test_money_greater_is_decimal_comparison(a, b):
+    """On amounts as _Checker.amount writes them (str of to_money), it is Decimal's >."""
+    a, b = str(to_money(a)), str(to_money(b))
+    assert sync._money_greater(a, b) is (Decimal(a) > Decimal(b))
