@@ -50,7 +50,7 @@ def inbound():
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     message = Message(text=form.get("Body", ""), sender=phone or "unknown", channel="sms", phone=phone or None)
     try:
-        text = answer(app_mod.get_db(), sid, message)
+        text = answer(current_app.config["DB_PATH"], sid, message)
     except Busy:
         return Response("busy", status=503, headers={"Retry-After": "1"})
     return Response(twiml(text), mimetype="text/xml")
@@ -70,27 +70,22 @@ def status_callback():
     return Response(status=204)
 
 
-def answer(db, sid: str, message: Message) -> str:
+def answer(path: str, sid: str, message: Message) -> str:
     """The reply text for one inbound message, computed once per MessageSid.
 
-    Messages are answered one at a time in this process (app.WRITES): the work is CPU-bound under the
-    GIL anyway, and two threads writing SQLite at once would make one of them sleep in SQLite's
-    busy handler (up to 100 ms a try), which is what long tails under load were made of."""
-    with app_mod.WRITES:
+    The claim of the MessageSid, whatever answering writes and the reply are one transaction on the
+    message connection (app.message_db: one message at a time per process, committed at the end,
+    rolled back if anything fails, so Twilio's retry then answers afresh). A retry that finds the
+    MessageSid claimed waits for the reply outside the lock: the first delivery may be in another
+    process."""
+    with app_mod.message_db(path) as db:
         if not sid:  # not from Twilio's webhook as such, but answer it all the same
-            text = _reply_text(message, db)
-            app_mod.finish(db)
-            return text
+            return _reply_text(message, db)
         if _claim(db, sid, message.sender):
-            try:
-                text = _reply_text(message, db)
-            except BaseException:  # the claim and whatever the answer wrote go together
-                app_mod.finish(db, failed=True)
-                raise
+            text = _reply_text(message, db)
             db.conn.execute("update processed_messages set reply = ? where message_sid = ?", [text, sid])
-            app_mod.finish(db)
             return text
-    return _wait_for_reply(db, sid)  # outside the lock: the first delivery may be in another process
+    return _wait_for_reply(app_mod.get_db(), sid)
 
 
 def _reply_text(message: Message, db) -> str:
@@ -105,10 +100,8 @@ def _reply_text(message: Message, db) -> str:
 def _claim(db, sid: str, sender: str) -> bool:
     """True when this delivery is the first of `sid` (or takes over an abandoned claim).
 
-    A won claim is left uncommitted: it is committed with the first write of the answer, or with the
-    reply. Until then this connection holds SQLite's write lock, so a retry in another process waits
-    for it in `insert or ignore`, then finds the claim (and soon the reply); a crash rolls it back and
-    the retry answers afresh. One commit fewer per message than committing the claim alone."""
+    A won claim is committed with the reply. Until then this connection holds SQLite's write lock, so
+    a retry in another process waits in `insert or ignore`, then finds the claim with its reply."""
     now = time.time()
     conn = db.conn
     cur = conn.execute("insert or ignore into processed_messages (message_sid, sender, reply, at) "
@@ -116,10 +109,7 @@ def _claim(db, sid: str, sender: str) -> bool:
     if cur.rowcount == 0:
         cur = conn.execute("update processed_messages set at = ? where message_sid = ? and reply is null "
                            "and at < ?", [now, sid, now - STALE_CLAIM])
-    if cur.rowcount != 1:
-        app_mod.finish(db)
-        return False
-    return True
+    return cur.rowcount == 1
 
 
 def _wait_for_reply(db, sid: str) -> str:

@@ -151,24 +151,16 @@ def _bound_phone(db, sender: str):
 
 
 async def _run_db(context: ContextTypes.DEFAULT_TYPE, fn, *args):
-    """Run fn(db, *args) in a worker thread on that thread's own connection, committing after."""
+    """Run fn(db, *args) in a worker thread as one unit of work on the message connection, as the SMS
+    webhook answers (app.message_db: one at a time, committed after, rolled back if it raises)."""
     return await asyncio.to_thread(_with_db, context.bot_data["db_path"], fn, *args)
 
 
 def _with_db(path: str, fn, *args):
-    """One unit of work, committed (or rolled back) before the next message of this process starts:
-    the same one-at-a-time rule as the SMS webhook (app.WRITES)."""
-    from ..app import WRITES, finish, thread_db
+    from ..app import message_db
 
-    db = thread_db(path)
-    with WRITES:
-        try:
-            result = fn(db, *args)
-        except BaseException:
-            finish(db, failed=True)
-            raise
-        finish(db)
-    return result
+    with message_db(path) as db:
+        return fn(db, *args)
 
 
 def _help_reply():

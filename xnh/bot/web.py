@@ -42,10 +42,8 @@ def simulate():
         return _bad("phone must be 5 to 15 digits")
     if not isinstance(text, str) or len(text) > MAX_TEXT:
         return _bad(f"text must be a string of at most {MAX_TEXT} characters")
-    with app_mod.WRITES:  # one message at a time, committed before the next, as the SMS webhook does
-        db = app_mod.get_db()
+    with app_mod.message_db(current_app.config["DB_PATH"]) as db:  # as the SMS webhook answers
         reply = respond(Message(text=text, sender=phone, channel="web", phone=phone), db)
-        app_mod.finish(db)
     words = segments.fit(reply.text)
     parts = segments.count(words)
     return jsonify(reply=words, intent=reply.intent, segments=parts.segments, chars=parts.chars,
