@@ -19,7 +19,11 @@ formats") into the store.
 Speed: rows go to SQLite with `executemany` in one transaction (sqlite-utils' insert_all commits per
 batch and caps batch size; STYLE.md measured 2.3x). When the file is large next to the table (the
 first import of a county), the secondary indexes are dropped and rebuilt inside the same transaction,
-which is several times faster than updating them row by row. bench/sync_bench.py measures it.
+which is several times faster than updating them row by row. Claims into an empty table go in "bulk
+mode" (_Writer): plain INSERTs, history and paid set by one INSERT … SELECT each afterwards, until a
+结算单号 comes twice. Files ≥ 4 MB are read and checked in a forked process; a row made of cells
+already checked in earlier rows takes a fast path (_Checker._claim_known). bench/sync_bench.py
+measures it; bench/SYNC_RESULTS.md has the figures and what was tried.
 """
 from __future__ import annotations
 
