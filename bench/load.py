@@ -56,6 +56,7 @@ function setup(thread)
 end
 function init(args)
   local path, n = args[1], tonumber(args[2])
+  route = args[3] or "/sms"
   sigs, bodies, sent = {}, {}, 0
   local i = 0
   for line in io.lines(path) do
@@ -70,7 +71,7 @@ end
 function request()
   sent = sent + 1
   local k = (sent - 1) % #bodies + 1
-  return wrk.format("POST", "/sms", {["Content-Type"] = "application/x-www-form-urlencoded",
+  return wrk.format("POST", route, {["Content-Type"] = "application/x-www-form-urlencoded",
                                      ["X-Twilio-Signature"] = sigs[k]}, bodies[k])
 end
 function done(summary, latency, requests)
@@ -164,9 +165,9 @@ def _texts() -> list[str]:
     return TEXTS
 
 
-def _write_bodies(path: Path, n: int, phones: list[str], prefix: str, texts: list[str]) -> None:
+def _write_bodies(path: Path, n: int, phones: list[str], prefix: str, texts: list[str], route: str = "/sms") -> None:
     rng, validator = random.Random(prefix), RequestValidator(TOKEN)
-    url = PUBLIC + "/sms"
+    url = PUBLIC + route
     with open(path, "w", encoding="utf-8") as f:
         for i in range(n):
             frm = "+86" + (rng.choice(phones) if phones and rng.random() < 0.3 else f"137{rng.randrange(10**8):08d}")
