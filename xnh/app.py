@@ -16,8 +16,8 @@ once.
 import contextlib
 import logging
 import os
-import sqlite3
 import secrets
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -113,10 +113,10 @@ def message_db(path: str):
     """`with message_db(path) as db:` answer one message: holds WRITES, yields the process's message
     connection, commits when the block ends (rolls back when it raises).
 
-    One connection for all messages, not one per thread: in WAL mode a commit on one connection
-    empties the page cache of every other connection to the file, so with a connection per worker
-    thread each message started on a cold cache (measured in bench/load.py: 1.7 ms of server CPU per
-    /sms request with 8 threads against 1.2 ms with one)."""
+    Every channel answers through it, so "one message at a time, all of it or nothing" is defined here
+    once. One connection for all messages rather than one per worker thread keeps its page cache warm:
+    in WAL mode a commit on one connection empties the page cache of every other connection to the
+    file (on this machine the gain was within the noise of bench/load.py)."""
     with WRITES:
         db = _message_dbs.get(path)
         if db is None:

@@ -7,8 +7,8 @@ Twilio called (XNH_PUBLIC_URL + path when the service sits behind a proxy, else 
 anything else gets 403, and so does everything when no token is configured.
 
 Twilio retries a webhook that timed out or failed: an inbound MessageSid is claimed in the
-processed_messages table before it is answered, so a retry never runs the handlers twice and gets
-the very reply the first delivery got.
+processed_messages table in the same transaction as its answer and reply, so a retry never runs the
+handlers twice and gets the very reply the first delivery got, and a failure half-way leaves no claim.
 """
 import hmac
 import logging
@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
 from twilio.request_validator import RequestValidator
-from werkzeug.datastructures import MultiDict
 from twilio.twiml.messaging_response import MessagingResponse
+from werkzeug.datastructures import MultiDict
 
 from .. import app as app_mod
 from ..handlers.router import respond

@@ -4,8 +4,8 @@ tickets and the audit log. The SMS webhook keeps its processed MessageSids itsel
 county data reads live in `county.py`.
 
 The writes here do not commit: they run inside the caller's transaction, so everything one message
-changes is committed once, by the channel adapter that handled it (`app.finish` for SMS and the web
-simulator, the Telegram adapter's worker, the CLI), or not at all.
+changes is committed once, by the channel adapter that handled it (`app.message_db` for SMS, the web
+simulator and Telegram; the CLI commits itself), or not at all.
 """
 import json
 import os
