@@ -1,6 +1,7 @@
 """The Twilio adapter through Flask's test client, signed as Twilio signs (RequestValidator.compute_signature):
 signatures good, bad, missing, over a tampered body, behind a proxy; retried MessageSids; TwiML escaping;
 opt-out/opt-in; delivery callbacks; SMS part counting."""
+import sqlite3
 import threading
 import xml.etree.ElementTree as ET
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from xnh.app import create_app
+from xnh.app import create_app, message_db
 from xnh.bot import segments, sms
 
 TOKEN = "test-auth-token"
@@ -133,9 +134,27 @@ def test_concurrent_deliveries_of_one_sid_run_the_handlers_once(app, db):
     assert db["handoff_tickets"].count == 1
 
 
-def test_abandoned_claim_is_taken_over(client, db):
+def test_a_claim_without_reply_is_answered(client, db):
+    """A row without a reply (left by an older version's claim) does not block the message."""
     db["processed_messages"].insert({"message_sid": "SMstale", "sender": "13700000001", "reply": None, "at": 0.0})
     assert "2400" in reply_of(post(client, form("住院花了3000能报多少", sid="SMstale")))
+    assert db["processed_messages"].get("SMstale")["reply"]
+
+
+def test_a_locked_database_gets_503_and_the_retry_is_answered(app, client, db, tmp_path):
+    """Another process holding the write lock (a long sync) past busy_timeout: 503 with Retry-After, nothing
+    written; Twilio's retry after the lock is gone is answered."""
+    other = sqlite3.connect(app.config["DB_PATH"], timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    with message_db(app.config["DB_PATH"]) as conn:
+        conn.execute("PRAGMA busy_timeout = 50")
+    params = form("住院花了3000能报多少", sid="SMlocked")
+    resp = post(client, params)
+    assert resp.status_code == 503 and resp.headers["Retry-After"]
+    other.rollback()
+    other.close()
+    assert "2400" in reply_of(post(client, params))
+    assert db["processed_messages"].count == 1
 
 
 def test_a_crash_while_answering_leaves_nothing_and_the_retry_answers(app, client, db, monkeypatch):

@@ -23,6 +23,7 @@ def env() -> Environment:
         keep_trailing_newline=False,
         auto_reload=False,  # templates ship with the package: no stat() per render
     )
+    e.globals.clear()  # no template uses range, dict, lipsum...: every render would copy them into its context
     e.filters["yuan"] = yuan
     e.filters["pct"] = percent
     e.filters["md"] = month_day

@@ -6,13 +6,14 @@ Every request must carry a valid X-Twilio-Signature computed with TWILIO_AUTH_TO
 Twilio called (XNH_PUBLIC_URL + path when the service sits behind a proxy, else the request URL);
 anything else gets 403, and so does everything when no token is configured.
 
-Twilio retries a webhook that timed out or failed: an inbound MessageSid is claimed in the
-processed_messages table in the same transaction as its answer and reply, so a retry never runs the
-handlers twice and gets the very reply the first delivery got, and a failure half-way leaves no claim.
+Twilio retries a webhook that timed out or failed: an inbound MessageSid is kept in processed_messages
+with its reply, written in the same transaction as everything its answer wrote, so a retry never runs
+the handlers twice and gets the very reply the first delivery got, and a failure half-way leaves nothing.
 """
 import hmac
 import logging
 import re
+import sqlite3
 import time
 from urllib.parse import parse_qsl
 
@@ -30,16 +31,12 @@ from . import segments
 logger = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__)
 
-CLAIM_WAIT = 10.0  # seconds a retry waits for the first delivery's reply before giving up (503)
-STALE_CLAIM = 60.0  # a claim older than this without a reply was abandoned (crash): take it over
 _STATUS_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
                 "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4, "read": 5}
 # XML 1.0 cannot carry these at all, escaped or not
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-class Busy(Exception):
-    """Another delivery of the same MessageSid is still being answered."""
 
 
 @bp.post("/sms")
@@ -51,8 +48,9 @@ def inbound():
     message = Message(text=form.get("Body", ""), sender=phone or "unknown", channel="sms", phone=phone or None)
     try:
         text = answer(current_app.config["DB_PATH"], sid, message)
-    except Busy:
-        return Response("busy", status=503, headers={"Retry-After": "1"})
+    except sqlite3.OperationalError as e:  # the database stayed locked past busy_timeout (a long sync)
+        logger.warning("sms %s not answered: %s", mask_phone(phone or "unknown"), e)
+        return Response("busy", status=503, headers={"Retry-After": "5"})
     return Response(twiml(text), mimetype="text/xml")
 
 
@@ -73,19 +71,23 @@ def status_callback():
 def answer(path: str, sid: str, message: Message) -> str:
     """The reply text for one inbound message, computed once per MessageSid.
 
-    The claim of the MessageSid, whatever answering writes and the reply are one transaction on the
-    message connection (app.message_db: one message at a time per process, committed at the end,
-    rolled back if anything fails, so Twilio's retry then answers afresh). A retry that finds the
-    MessageSid claimed waits for the reply outside the lock: the first delivery may be in another
-    process."""
+    One transaction on the message connection (app.message_db: one message at a time per process),
+    taken with the write lock first (BEGIN IMMEDIATE): look the MessageSid up, answer, keep the reply
+    with it, commit. A retry of the same MessageSid in this process waits for the lock, in another
+    process for SQLite's write lock; either way it then finds the reply. A failure half-way rolls
+    everything back, so the retry answers afresh."""
     with app_mod.message_db(path) as db:
         if not sid:  # not from Twilio's webhook as such, but answer it all the same
             return _reply_text(message, db)
-        if _claim(db, sid, message.sender):
-            text = _reply_text(message, db)
-            db.conn.execute("update processed_messages set reply = ? where message_sid = ?", [text, sid])
-            return text
-    return _wait_for_reply(app_mod.get_db(), sid)
+        db.conn.execute("BEGIN IMMEDIATE")
+        row = db.conn.execute("select reply from processed_messages where message_sid = ?", [sid]).fetchone()
+        if row and row[0] is not None:
+            return row[0]
+        text = _reply_text(message, db)
+        db.conn.execute("insert into processed_messages (message_sid, sender, reply, at) values (?, ?, ?, ?) "
+                        "on conflict (message_sid) do update set reply = excluded.reply, at = excluded.at",
+                        [sid, message.sender, text, time.time()])
+        return text
 
 
 def _reply_text(message: Message, db) -> str:
@@ -95,33 +97,6 @@ def _reply_text(message: Message, db) -> str:
         logger.debug("sms %s → %s, %d part(s)", mask_phone(message.sender), reply.intent,
                      segments.count(text).segments)
     return text
-
-
-def _claim(db, sid: str, sender: str) -> bool:
-    """True when this delivery is the first of `sid` (or takes over an abandoned claim).
-
-    A won claim is committed with the reply. Until then this connection holds SQLite's write lock, so
-    a retry in another process waits in `insert or ignore`, then finds the claim with its reply."""
-    now = time.time()
-    conn = db.conn
-    cur = conn.execute("insert or ignore into processed_messages (message_sid, sender, reply, at) "
-                       "values (?, ?, null, ?)", [sid, sender, now])
-    if cur.rowcount == 0:
-        cur = conn.execute("update processed_messages set at = ? where message_sid = ? and reply is null "
-                           "and at < ?", [now, sid, now - STALE_CLAIM])
-    return cur.rowcount == 1
-
-
-def _wait_for_reply(db, sid: str) -> str:
-    deadline = time.monotonic() + CLAIM_WAIT
-    while True:
-        row = db.execute("select reply from processed_messages where message_sid = ?", [sid]).fetchone()
-        app_mod.finish(db)
-        if row and row[0] is not None:
-            return row[0]
-        if time.monotonic() > deadline:
-            raise Busy(sid)
-        time.sleep(0.05)
 
 
 def twiml(text: str) -> str:

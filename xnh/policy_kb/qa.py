@@ -66,7 +66,9 @@ def kb_vars(day: dt.date) -> dict:
 
 @cache
 def _env() -> Environment:
-    return Environment(undefined=StrictUndefined, autoescape=False)
+    env = Environment(undefined=StrictUndefined, autoescape=False)
+    env.globals.clear()  # answers use only kb_vars(): every render would copy Jinja's default globals
+    return env
 
 
 @cache
