@@ -5,7 +5,7 @@ Numbers are found as spans first, then each span is converted by cn2an ("smart" 
 3千, 一万二, 1.2万, 两万五, 1万5); spans that are ages, days, dates, phone or ID numbers are skipped.
 """
 import re
-from functools import cache
+from functools import cache, lru_cache
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -103,8 +103,10 @@ class Facts:
     third_party: bool = False  # about someone else (我爸, 孩子): personal data of the sender does not apply
 
 
+@lru_cache(maxsize=4096)
 def _to_number(span: str) -> Decimal | None:
-    """'3,000' → 3000, '3千2' → 3200, '1.2万' → 12000, '8k' → 8000, '3k5' → 3500; None when it is no number."""
+    """'3,000' → 3000, '3千2' → 3200, '1.2万' → 12000, '8k' → 8000, '3k5' → 3500; None when it is no number.
+    Cached: people write amounts in few ways (三千, 两万五, 1.2万), and cn2an takes ~30 µs a numeral."""
     s = span.replace(",", "").replace(" ", "").rstrip(".")
     s = s.replace("k", "千").replace("K", "千").replace("w", "万").replace("W", "万")
     if re.fullmatch(r"\d+(?:\.\d+)?", s):
