@@ -77,7 +77,7 @@ def main() -> None:
         proc.join(10)
         shutil.rmtree(work, ignore_errors=True)
     health = rows[0][1]["rps"]
-    print(f"| endpoint | requests/s | share of /healthz | p99 |\n|---|---:|---:|---:|")
+    print("| endpoint | requests/s | share of /healthz | p99 |\n|---|---:|---:|---:|")
     for name, r in rows:
         print(f"| {name} | {r['rps']:.0f} | {r['rps'] / health:.0%} | {r['p99_ms']:.1f} ms |")
     print(f"answering costs {1000 / rows[2][1]['rps'] - 1000 / rows[1][1]['rps']:.2f} ms of server time per "

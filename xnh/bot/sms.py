@@ -48,7 +48,10 @@ def inbound():
     message = Message(text=form.get("Body", ""), sender=phone or "unknown", channel="sms", phone=phone or None)
     try:
         text = answer(current_app.config["DB_PATH"], sid, message)
-    except sqlite3.OperationalError as e:  # the database stayed locked past busy_timeout (a long sync)
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e) and "busy" not in str(e):
+            raise
+        # the database stayed locked past busy_timeout (a long sync): Twilio retries later
         logger.warning("sms %s not answered: %s", mask_phone(phone or "unknown"), e)
         return Response("busy", status=503, headers={"Retry-After": "5"})
     return Response(twiml(text), mimetype="text/xml")
