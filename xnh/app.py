@@ -8,10 +8,9 @@ SIMULATOR (XNH_SIMULATOR: "auto" (default) shows the simulator only while the da
 nothing but the demo county, "on"/"off" force it), TELEGRAM_WEBHOOK_SECRET.
 
 Messages are answered one at a time per process, each as one unit of work on one shared connection
-(`message_db`). Everything else (health checks, delivery callbacks, waiting for a retried
-message's reply, the simulator page) reads and writes on the worker thread's own connection
-(`thread_db`). Connections are opened without re-running the migrations, which `create_app` applies
-once.
+(`message_db`). Everything else (health checks, delivery callbacks, the simulator page) reads and
+writes on the worker thread's own connection (`thread_db`). Connections are opened without re-running
+the migrations, which `create_app` applies once.
 """
 import contextlib
 import logging

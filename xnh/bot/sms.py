@@ -37,8 +37,6 @@ _STATUS_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent"
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-
-
 @bp.post("/sms")
 def inbound():
     """Twilio's inbound-message webhook: one TwiML <Message> with the reply."""

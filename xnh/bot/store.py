@@ -41,7 +41,7 @@ def stamp() -> str:
     return clock.now().isoformat(timespec="seconds")
 
 
-# -- conversation memory ---------------------------------------------------------------------------
+# -- plain SQL on the message path ----------------------------------------------------------------
 
 def rows(db: Database, sql: str, params=()) -> list[dict]:
     """The rows of a SELECT as dicts. Every message runs several reads: this skips what sqlite-utils 4's
@@ -50,6 +50,19 @@ def rows(db: Database, sql: str, params=()) -> list[dict]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor]
 
+
+# Writes run while a message is answered: plain SQL, because sqlite-utils' insert/upsert inspect the
+# table's schema on every call (and commit).
+
+def _upsert(db: Database, table: str, key: str, row: dict) -> None:
+    """Insert `row` into `table` (a name from schema.py), or update its other columns when `key` exists."""
+    columns = list(row)
+    db.conn.execute(f"insert into {table} ({', '.join(columns)}) values ({', '.join('?' * len(columns))}) "
+                    f"on conflict ({key}) do update set "
+                    + ", ".join(f"{c} = excluded.{c}" for c in columns if c != key), list(row.values()))
+
+
+# -- conversation memory ---------------------------------------------------------------------------
 
 def load_state(db: Database, sender: str) -> dict:
     row = db.conn.execute("select state, updated_at from conversations where sender = ?", [sender]).fetchone()
@@ -62,10 +75,8 @@ def save_state(db: Database, sender: str, state: dict) -> None:
     if not state:
         db.conn.execute("delete from conversations where sender = ?", [sender])
         return
-    db.conn.execute(
-        "insert into conversations (sender, state, updated_at) values (?, ?, ?) "
-        "on conflict (sender) do update set state = excluded.state, updated_at = excluded.updated_at",
-        [sender, json.dumps(state, ensure_ascii=False), time.time()])
+    _upsert(db, "conversations", "sender",
+            {"sender": sender, "state": json.dumps(state, ensure_ascii=False), "updated_at": time.time()})
 
 
 # -- identity ---------------------------------------------------------------------------------------
@@ -76,18 +87,14 @@ def failed_attempts_today(db: Database, sender: str) -> int:
                       [sender, since]).fetchone()[0]
 
 
-# Writes run while a message is answered: plain SQL, because sqlite-utils' insert/upsert inspect the
-# table's schema on every call (and commit).
-
 def record_attempt(db: Database, sender: str, ok: bool) -> None:
     db.conn.execute("insert into identity_attempts (sender, at, ok) values (?, ?, ?)",
                     [sender, time.time(), int(ok)])
 
 
 def verify_sender(db: Database, sender: str, household_id: str) -> None:
-    db.conn.execute("insert into verified (sender, household_id, until) values (?, ?, ?) on conflict (sender) "
-                    "do update set household_id = excluded.household_id, until = excluded.until",
-                    [sender, household_id, time.time() + VERIFIED_TTL])
+    _upsert(db, "verified", "sender",
+            {"sender": sender, "household_id": household_id, "until": time.time() + VERIFIED_TTL})
 
 
 def verified_household(db: Database, sender: str) -> str | None:
@@ -98,9 +105,7 @@ def verified_household(db: Database, sender: str) -> str | None:
 # -- bindings (a Telegram user's shared phone) -------------------------------------------------------
 
 def bind(db: Database, sender: str, phone: str, channel: str) -> None:
-    db.conn.execute("insert into bindings (sender, phone, channel, bound_at) values (?, ?, ?, ?) "
-                    "on conflict (sender) do update set phone = excluded.phone, channel = excluded.channel, "
-                    "bound_at = excluded.bound_at", [sender, phone, channel, stamp()])
+    _upsert(db, "bindings", "sender", {"sender": sender, "phone": phone, "channel": channel, "bound_at": stamp()})
     audit(db, sender, "bind_phone", {"phone": phone, "channel": channel})
 
 
@@ -112,10 +117,8 @@ def bound_phone(db: Database, sender: str) -> str | None:
 # -- subscriptions ----------------------------------------------------------------------------------
 
 def set_subscribed(db: Database, phone: str, subscribed: bool, via: str) -> None:
-    db.conn.execute("insert into subscriptions (phone, subscribed, changed_at, via) values (?, ?, ?, ?) "
-                    "on conflict (phone) do update set subscribed = excluded.subscribed, "
-                    "changed_at = excluded.changed_at, via = excluded.via",
-                    [phone, int(subscribed), stamp(), via])
+    _upsert(db, "subscriptions", "phone",
+            {"phone": phone, "subscribed": int(subscribed), "changed_at": stamp(), "via": via})
     audit(db, phone, "subscribe" if subscribed else "unsubscribe", {"via": via})
 
 
