@@ -2,7 +2,7 @@
 """Load test of `xnh serve` with wrk: GET /healthz, then POST /sms with signed Twilio requests, on the
 same server in the same run. Writes the figures to bench/LOAD_RESULTS.md and prints them.
 
-    python bench/load.py [--duration 60] [--connections 16] [--threads 8] [--bodies 200000]
+    python bench/load.py [--duration 60] [--connections 16] [--threads 8] [--bodies 200000] [--pin]
 
 What it does:
 1. makes a fresh database in a temporary folder (the county sample from ../shared/data when it is
@@ -15,6 +15,8 @@ What it does:
    twice only when the run outlasts the file (the report says how many were repeats, which the
    server answers from its processed_messages table);
 4. wrk /healthz, then wrk /sms, each after a short warm-up; errors = socket errors + non-2xx.
+With --pin, the server runs on CPU 0 only and wrk on CPU 1 (an analysis run: it shows what waitress's
+thread hand-offs between two cores cost each request; the goal is measured without it).
 Requires wrk (apt-get install wrk; installed here when missing and running as root).
 """
 import argparse
@@ -94,8 +96,10 @@ def main():
     ap.add_argument("--threads", type=int, default=8, help="waitress worker threads")
     ap.add_argument("--bodies", type=int, default=200_000)
     ap.add_argument("--text", action="append", help="send only these texts (repeatable; default: the eval's turns)")
+    ap.add_argument("--pin", action="store_true", help="server on CPU 0, wrk on CPU 1")
     ap.add_argument("--out", default=str(HERE / "LOAD_RESULTS.md"))
     a = ap.parse_args()
+    server_cpu, wrk_cpu = ({0}, {1}) if a.pin and os.cpu_count() >= 2 else (None, None)
     wrk = _wrk()
     work = Path(tempfile.mkdtemp(prefix="xnh-bench-"))
     env = dict(os.environ, XNH_DB=str(work / "bench.db"), TWILIO_AUTH_TOKEN=TOKEN, XNH_PUBLIC_URL=PUBLIC,
@@ -110,24 +114,24 @@ def main():
     port = _free_port()
     server = subprocess.Popen(["xnh", "serve", "--port", str(port), "--threads", str(a.threads)], env=env,
                               stdout=open(work / "server.log", "w"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
+                              start_new_session=True, preexec_fn=_pinned(server_cpu))
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(base, server)
         common = [wrk, f"-t{a.wrk_threads}", f"-c{a.connections}", "--latency", "--timeout", "5s"]
-        _run(common + [f"-d{a.warmup}s", base + "/healthz"])
+        _run(common + [f"-d{a.warmup}s", base + "/healthz"], wrk_cpu)
         cpu = _cpu_seconds(server.pid)
-        health = _parse(_run(common + [f"-d{a.duration}s", base + "/healthz"]))
+        health = _parse(_run(common + [f"-d{a.duration}s", base + "/healthz"], wrk_cpu))
         health["cpu_ms"] = (_cpu_seconds(server.pid) - cpu) * 1000 / max(health["requests"], 1)
         sms_args = ["-s", str(work / "sms.lua"), base + "/sms", "--"]
-        _run(common + [f"-d{a.warmup}s"] + sms_args + [str(warm), str(a.wrk_threads)])
+        _run(common + [f"-d{a.warmup}s"] + sms_args + [str(warm), str(a.wrk_threads)], wrk_cpu)
         cpu = _cpu_seconds(server.pid)
-        sms = _parse(_run(common + [f"-d{a.duration}s"] + sms_args + [str(bodies), str(a.wrk_threads)]))
+        sms = _parse(_run(common + [f"-d{a.duration}s"] + sms_args + [str(bodies), str(a.wrk_threads)], wrk_cpu))
         sms["cpu_ms"] = (_cpu_seconds(server.pid) - cpu) * 1000 / max(sms["requests"], 1)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
-    report = _report(a, health, sms, len(phones))
+    report = _report(a, health, sms, len(phones), server_cpu is not None)
     print(report)
     Path(a.out).write_text(report, encoding="utf-8")
     shutil.rmtree(work, ignore_errors=True)
@@ -203,9 +207,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _run(cmd) -> str:
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return out
+def _pinned(cpus: set[int] | None):
+    """A preexec_fn that keeps the child (and every thread it starts) on `cpus`; None when not pinning."""
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
+def _run(cmd, cpus: set[int] | None = None) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, preexec_fn=_pinned(cpus)).stdout
 
 
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -229,16 +237,18 @@ def _parse(out: str) -> dict:
             "raw": out}
 
 
-def _report(a, health: dict, sms: dict, registered: int) -> str:
+def _report(a, health: dict, sms: dict, registered: int, pinned: bool = False) -> str:
     cpu = cpu_model()
     ratio = sms["rps"] / health["rps"]
     repeats = sms["sent"] - sms["unique"] if sms["sent"] is not None else None
     ok = ratio >= 0.5 and sms["p99_ms"] <= 100 and sms["errors"] == 0 and health["errors"] == 0
+    pin_note = ("; **pinned** (--pin): server on CPU 0, wrk on CPU 1, an analysis run, not the goal's setup"
+                if pinned else "")
     return f"""# Load test results
 
 Written by `python bench/load.py` on {dt.datetime.now().isoformat(timespec='seconds')}.
 Machine: {os.cpu_count()} CPUs ({cpu}), {platform.python_implementation()} {platform.python_version()}, wrk and
-the server on the same machine. Server: `xnh serve --threads {a.threads}` (waitress, one process).
+the server on the same machine. Server: `xnh serve --threads {a.threads}` (waitress, one process){pin_note}.
 wrk: {a.wrk_threads} thread(s), {a.connections} connections, {a.duration} s per run after a {a.warmup} s warm-up.
 
 | endpoint | requests/s | p50 | p90 | p99 | requests | errors | server CPU per request |
