@@ -5,7 +5,7 @@ import tomllib
 import pytest
 
 from xnh.handlers.normalize import normalize
-from xnh.policy_kb import matcher, qa
+from xnh.policy_kb import matcher, qa, understand
 from xnh.policy_kb.loader import KB_DIR
 
 HELD_OUT_MIN = 0.95  # measured 97.4% top-1 (bench/kb_eval.py); a regression below this fails
@@ -68,10 +68,14 @@ def test_close_topics_give_choices():
     assert best is None and 2 <= len(near) <= 3
 
 
+def _two_choices(monkeypatch, choices):
+    monkeypatch.setattr(understand, "decide", lambda text: understand.Decision("choice", [t.id for t in choices]))
+
+
 @pytest.mark.parametrize("pick,index", [("1", 0), ("2", 1), ("第二个", 1)])
 def test_choice_flow_picks_through_respond(ask, monkeypatch, pick, index):
     choices = [qa.by_id("deductible"), qa.by_id("inpatient_cap")]
-    monkeypatch.setattr(matcher, "match", lambda text: (None, [matcher.Match(t, 70) for t in choices]))
+    _two_choices(monkeypatch, choices)
     first = ask("住院那个线")
     assert first.template == "policy_choice" and "1." in first.text and "2." in first.text
     second = ask(pick)
@@ -80,7 +84,7 @@ def test_choice_flow_picks_through_respond(ask, monkeypatch, pick, index):
 
 def test_choice_number_out_of_range_is_not_a_pick(ask, monkeypatch):
     choices = [qa.by_id("deductible"), qa.by_id("inpatient_cap")]
-    monkeypatch.setattr(matcher, "match", lambda text: (None, [matcher.Match(t, 70) for t in choices]))
+    _two_choices(monkeypatch, choices)
     ask("住院那个线")
     reply = ask("3")
     assert reply.data.get("topic") not in {t.id for t in choices}
@@ -96,7 +100,7 @@ def test_telegram_gets_the_fuller_answer(ask):
     assert "<b>" in reply.text
 
 
-@pytest.mark.parametrize("text,asked", [("明天会下雨吗", False), ("转人工", True), ("人工", True)])
+@pytest.mark.parametrize("text,asked", [("住院押金退不回来咋整", False), ("转人工", True), ("人工", True)])
 def test_handoff_creates_a_ticket(ask, db, text, asked):
     reply = ask(text)
     assert reply.intent == "handoff" and reply.data["asked"] is asked
@@ -126,3 +130,49 @@ def test_scale_index_builds_for_many_topics():
 def test_soft_zone_offers_choices_only_for_scheme_words(text, choices):
     best, near = matcher.match(normalize(text))
     assert best is None and bool(near) is choices
+
+
+@pytest.mark.parametrize("text", ["明天会下雨吗", "asdf 啊啊 ???", "今天吃什么"])
+def test_off_topic_gets_help_not_a_ticket(ask, db, text):
+    reply = ask(text)
+    assert reply.intent == "help"
+    assert not db["handoff_tickets"].exists() or db["handoff_tickets"].count == 0
+
+
+def test_a_repeated_question_joins_the_open_ticket(ask, db):
+    first = ask("住院押金退不回来咋整")
+    second = ask("住院押金退不回来咋整")
+    assert first.data["ticket"] == second.data["ticket"] and db["handoff_tickets"].count == 1
+
+
+def test_one_sender_holds_at_most_a_few_open_tickets(ask, db):
+    from xnh.handlers.policy import MAX_OPEN_TICKETS
+
+    questions = ["转人工", "人工", "找人工问押金", "我要人工客服", "转人工服务"]
+    tickets = {ask(q).data["ticket"] for q in questions}
+    assert len(tickets) == db["handoff_tickets"].count == MAX_OPEN_TICKETS
+    assert all(q in "\n".join(r["question"] for r in db["handoff_tickets"].rows) for q in questions)
+
+
+@pytest.mark.parametrize("text", ["城保的报销比例是多少", "养老保险交100元一个月领多少", "车险怎么理赔",
+                                  "职工医保个人账户能取现吗"])
+def test_other_schemes_are_declined_by_name_without_a_ticket(ask, db, text):
+    reply = ask(text)
+    assert reply.template == "policy_decline" and "新农合" in reply.text and reply.intent == "policy"
+    assert not db["handoff_tickets"].exists() or db["handoff_tickets"].count == 0
+
+
+@pytest.mark.parametrize("text,negative", [
+    ("四川农村医保报销比例是多少", False),
+    ("长沙城乡医保门诊最多报多少", False),
+    ("县医院住院报销比例是多少", True),  # this county: no caveat
+])
+def test_another_places_scheme_is_answered_with_this_countys_rule_labelled(ask, text, negative):
+    reply = ask(text)
+    assert reply.intent == "policy"
+    assert ("只能解答示范县" in reply.text) is not negative
+
+
+def test_a_hospital_in_another_county_counts_as_non_designated(ask):
+    reply = ask("曹县人民医院住院报销比例多少")
+    assert "县外非定点" in reply.text and "70%" not in reply.text

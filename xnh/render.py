@@ -27,6 +27,7 @@ def env() -> Environment:
     e.filters["yuan"] = yuan
     e.filters["pct"] = percent
     e.filters["md"] = month_day
+    e.filters["ymd"] = year_month_day
     return e
 
 
@@ -50,6 +51,13 @@ def month_day(iso: str | None) -> str:
     if not iso or len(iso) < 10:
         return ""
     return f"{int(iso[5:7])}月{int(iso[8:10])}日"
+
+
+def year_month_day(iso: str | None) -> str:
+    """'2025-11-03' → '2025年11月3日': a date a reader can't place in the wrong year."""
+    if not iso or len(iso) < 10:
+        return ""
+    return f"{int(iso[:4])}年{month_day(iso)}"
 
 
 @cache

@@ -130,6 +130,18 @@ def open_ticket(db: Database, sender: str, channel: str, question: str) -> int:
     return cursor.lastrowid
 
 
+def open_tickets(db: Database, sender: str) -> list[dict]:
+    """The sender's open tickets, newest first."""
+    return rows(db, "select id, question from handoff_tickets where sender = ? and status = 'open' "
+                    "order by id desc", [sender])
+
+
+def add_to_ticket(db: Database, ticket: int, question: str) -> None:
+    """A further question joins an open ticket (kept in full: the clerk reads them together)."""
+    db.conn.execute("update handoff_tickets set question = substr(question || char(10) || ?, 1, 2000) "
+                    "where id = ? and instr(question, ?) = 0", [question[:500], ticket, question[:500]])
+
+
 # -- audit -------------------------------------------------------------------------------------------
 
 def audit(db: Database, actor: str, action: str, detail: dict | None = None) -> None:

@@ -9,7 +9,7 @@ from functools import cache, lru_cache
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from ..policy_kb import hospitals
+from ..policy_kb import concepts, hospitals
 from ..policy_kb.loader import levels
 
 _CN_DIGITS = "零〇一二两三四五六七八九"
@@ -123,6 +123,15 @@ def _to_number(span: str) -> Decimal | None:
         return None
 
 
+# "8000自费药1000": the self-pay word names the next amount, not this one
+_NEXT_AMOUNT = re.compile(rf"^[的药品项目部分费用了是有约大概占为]{{0,4}}\s*[\d{_CN_DIGITS}十]")
+
+
+def _self_pay_after(after: str) -> bool:
+    m = _SELF_PAY_AFTER.match(after)
+    return bool(m) and not _NEXT_AMOUNT.match(after[m.end():])
+
+
 def _mask(m: re.Match) -> str:
     return "#" * len(m.group())
 
@@ -149,7 +158,7 @@ def amounts(text: str) -> list[Amount]:
         if value is None or value <= 0 or value >= MAX_AMOUNT:
             continue
         out.append(Amount(value, bool(_APPROX_AFTER.match(after) or _APPROX_BEFORE.search(before)),
-                          bool(_SELF_PAY_BEFORE.search(before) or _SELF_PAY_AFTER.match(after)), m.start(),
+                          bool(_SELF_PAY_BEFORE.search(before) or _self_pay_after(masked[end:end + 12])), m.start(),
                           bool(_ALREADY_BEFORE.search(before))))
     return out
 
@@ -162,6 +171,33 @@ def _level_from_words(text: str) -> str | None:
             if word in text and (best is None or len(word) > len(best[1])):
                 best = (key, word)
     return best[0] if best else None
+
+
+def _levels_named(text: str) -> set[str]:
+    """Every level a level word in `text` names (longest words first, no word counted twice)."""
+    found = set()
+    by_word = {w: key for key, entry in levels().items() for w in entry["words"]}
+    for word in _level_words():
+        if word in text:
+            found.add(by_word[word])
+            text = text.replace(word, "#")
+    return found
+
+
+def _agreed_level(mention, rest: str) -> str | None:
+    """The level the message supports: a hospital named (listed: its level; another real place's:
+    non_designated), a level word, another place named (在广州打工…: non_designated). None when
+    nothing supports one, or when two readings disagree (the reply then asks)."""
+    readings = set()
+    if mention:
+        readings.add(mention.hospital.level if mention.hospital else "non_designated")
+    readings.update(_levels_named(rest))
+    if not mention and concepts.find(rest).areas:
+        readings.add("non_designated")
+    fallback = {k: v.get("fallback", k) for k, v in levels().items()}
+    if len({fallback[r] for r in readings}) != 1:
+        return None
+    return max(readings, key=lambda r: r != fallback[r])  # the finer one (province refines city_province)
 
 
 def _age(text: str) -> int | None:
@@ -206,10 +242,8 @@ def facts(text: str) -> Facts:
     if mention:
         f.hospital = mention.hospital.name if mention.hospital else mention.text
         f.listed = mention.hospital is not None
-        f.level = mention.hospital.level if mention.hospital else "non_designated"
         rest = text[:mention.start] + "#" * (mention.end - mention.start) + text[mention.end:]
-    else:
-        f.level = _level_from_words(text)
+    f.level = _agreed_level(mention, rest)
     age_free = _AGE.sub(lambda m: "#" * len(m.group()), rest)
     found = amounts(age_free)
     paid = [a for a in found if a.self_pay and not a.already]

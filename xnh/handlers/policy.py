@@ -1,14 +1,17 @@
-"""Policy questions answered from the knowledge base (policy_kb/qa), with numbered choices when two
-topics are close, and a handoff ticket for a person when nothing matches."""
+"""Policy questions answered from the knowledge base (policy_kb/qa), as policy_kb/understand.py
+decides: one answer when one topic fits, numbered choices when two or three fit about equally, a
+plain decline for schemes this service does not handle, and a handoff ticket for a person when a
+real question fits nothing (at most MAX_OPEN_TICKETS open per sender; a repeat joins the open one)."""
 import re
 
 from ..bot import store
 from ..message import Reply
-from ..policy_kb import matcher, qa
+from ..policy_kb import qa, understand
 from .context import Context
 
 _CHOICE = re.compile(r"^\s*(?:第\s*)?([1-3一二三])\s*(?:个|条|项)?\s*[.。!！]?\s*$")
 _CN = {"一": 1, "二": 2, "三": 3}
+MAX_OPEN_TICKETS = 3
 
 
 def chosen(text: str, state: dict) -> int | None:
@@ -22,27 +25,48 @@ def chosen(text: str, state: dict) -> int | None:
     return n - 1 if n <= len(state["topics"]) else None
 
 
-def answer(ctx: Context, topic_id: str) -> Reply:
+def answer(ctx: Context, topic_id: str, area: str | None = None, care_area: str | None = None) -> Reply:
+    """A topic's answer; `area`: the question was about another place's scheme (say so first);
+    `care_area`: the care was in another place (a hospital there counts as 县外非定点)."""
     topic = qa.by_id(topic_id)
     field = "telegram" if ctx.message.channel == "telegram" else "sms"
     ctx.state.clear()
     return Reply("policy", "policy", {"answer": qa.render_answer(getattr(topic, field), ctx.today),
-                                      "topic": topic.id, "source": topic.source})
+                                      "topic": topic.id, "source": topic.source,
+                                      "area": area, "care_area": care_area})
 
 
 def handle(ctx: Context) -> Reply:
-    best, close = matcher.match(ctx.text)
-    if best:
-        return answer(ctx, best.topic.id)
-    if close:
+    decision = understand.decide(ctx.text)
+    if decision.kind == "answer":
+        return answer(ctx, decision.topics[0], decision.area, decision.care_area)
+    if decision.kind == "choice":
         ctx.state.clear()
-        ctx.state.update({"pending": "choice", "topics": [m.topic.id for m in close]})
-        return Reply("policy", "policy_choice", {"choices": [m.topic.question for m in close]})
+        ctx.state.update({"pending": "choice", "topics": decision.topics, "area": decision.area,
+                          "care_area": decision.care_area})
+        return Reply("policy", "policy_choice", {"choices": [qa.by_id(t).question for t in decision.topics]})
+    if decision.kind == "other_scheme":
+        ctx.state.clear()
+        return Reply("policy", "policy_decline", {"scheme": decision.scheme, "area": None})
+    if decision.area:  # another place's rules, and no 示范县 topic fits: a clerk could not answer either
+        ctx.state.clear()
+        return Reply("policy", "policy_decline", {"scheme": None, "area": decision.area})
+    if decision.kind == "help":
+        ctx.state.clear()
+        return Reply("help", "help", {"reason": "unclear"})
     return handoff(ctx, asked=False)
 
 
 def handoff(ctx: Context, asked: bool) -> Reply:
-    """Save the question for a clerk; the reply says a person will answer."""
-    ticket = store.open_ticket(ctx.db, ctx.message.sender, ctx.message.channel, ctx.message.text)
+    """Save the question for a clerk; the reply says a person will answer. A sender's repeat of an
+    open question, or a question beyond MAX_OPEN_TICKETS open ones, joins the latest open ticket."""
+    sender = ctx.message.sender
+    open_now = store.open_tickets(ctx.db, sender)
+    same = next((t for t in open_now if t["question"] == ctx.message.text[:500]), None)
+    if same or len(open_now) >= MAX_OPEN_TICKETS:
+        ticket = (same or open_now[0])["id"]
+        store.add_to_ticket(ctx.db, ticket, ctx.message.text)
+    else:
+        ticket = store.open_ticket(ctx.db, sender, ctx.message.channel, ctx.message.text)
     ctx.state.clear()
     return Reply("handoff", "handoff", {"ticket": ticket, "asked": asked})

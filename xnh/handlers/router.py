@@ -11,7 +11,8 @@ Order of the checks (first that applies wins):
  6. 今年报了多少 / 还能报多少 (a known member) → claim_status (what is left of the caps)
     查报销-type words                      → claim_status
  7. 查参合-type words                      → enrollment
- 8. an amount with a visit/level/spending, or a bare amount → estimate
+ 8. a scheme this service does not handle (养老保险, 职工医保) → policy (a plain decline, no ticket)
+    an amount with a visit/level/spending, or a bare amount → estimate
  9. a level, hospital or visit type after an estimate (remembered amount), unless it asks about rules
                                           → estimate
 10. anything else                         → knowledge base (answer, choice, or handoff)
@@ -24,6 +25,7 @@ from sqlite_utils import Database
 from .. import clock
 from ..bot import store
 from ..message import Message, Reply
+from ..policy_kb import concepts, understand
 from ..render import render
 from . import estimate, extract, lookup, policy
 from .context import Context
@@ -80,7 +82,7 @@ def route(ctx: Context) -> Reply:
         return Reply("help", "help", {"reason": "greeting" if GREETING.match(text) else "thanks"})
     pick = policy.chosen(text, state)
     if pick is not None:
-        return policy.answer(ctx, state["topics"][pick])
+        return policy.answer(ctx, state["topics"][pick], state.get("area"), state.get("care_area"))
     level = estimate.picked_level(text, state)
     if level:
         picked = extract.Facts(level=level)
@@ -94,6 +96,8 @@ def route(ctx: Context) -> Reply:
         return lookup.claim_status(ctx)
     if _enrollment_check(text):
         return lookup.enrollment(ctx)
+    if understand.declined(concepts.find(text)):  # 养老保险交100元…: not a medical bill to estimate
+        return policy.handle(ctx)
     facts = extract.facts(text)
     if estimate.wants_estimate(facts, text) or (facts.total is not None and facts.total >= 10 and _AMOUNT_ONLY.match(text)):
         return estimate.handle(ctx, facts)

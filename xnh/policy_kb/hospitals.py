@@ -1,8 +1,10 @@
 """Match a hospital named in a message against policy_kb/hospitals.toml, tolerating typos and
 voice-input homophones (rapidfuzz on characters, and on toneless pinyin).
 
-A named hospital that matches nothing but carries a place name (广州市白云区人民医院) is outside
-the county and not designated: `non_designated`.
+A listed name counts wherever it stands in the sentence (请问南坪乡卫生院, 孩子市康宁医院), unless another
+place stands right before it (广东省人民医院 is not 省人民医院). A named hospital that matches nothing
+counts as outside the county only when it carries the name of another real place (广州市白云区人民医院,
+曹县人民医院: `non_designated`); an unknown "…医院" alone (康复医院, 俺爹县医院) is no evidence of a level.
 """
 import re
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from functools import cache
 
 from rapidfuzz import fuzz
 
+from . import concepts
 from .loader import KB_DIR, KBError, levels, read_toml, require
 from .sounds import sounds
 
@@ -17,7 +20,6 @@ SUFFIX = re.compile(r"(?:医院|卫生院|保健院|卫生室|卫生所|医学�
 CUTOFF = 86  # measured on the tests' typo rows: 仁艾医院, 示范县人明医院 pass; 广州市人民医院 does not
 # Characters that may stand right before a hospital name without being part of it.
 _BEFORE = set("在去到了的住是个家我你他她妈爸娘儿女说看从那这上咱俺们就还又也刚才都和跟带送给往进")
-_PLACE = re.compile(r"[\u4e00-\u9fff]{2,}(?:省|市|区|州|县|镇|乡)")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
 MAX_NAME = 16  # characters looked at before 医院: longer runs are sentences, not names
@@ -124,20 +126,27 @@ def _word_start(text: str, start: int, limit: int = MAX_NAME) -> int:
     return start
 
 
-def _listed(text: str, start: int, end: int, h: Hospital) -> Mention | None:
+def _listed(text: str, start: int, end: int, h: Hospital, exact: bool = True) -> Mention | None:
     """A listed hospital found at text[start:end], unless a place that is not this county comes
-    before it (广东省人民医院 is not 省人民医院)."""
+    right before it (广东省人民医院 is not 省人民医院). Other words before an exact name don't matter
+    (请问南坪乡卫生院); a name matched only by likeness or sound must stand alone (佳生医院 is not 省医院)."""
     begin = _word_start(text, start)
-    if begin == start or _is_own_county(text[begin:start]):
-        return Mention(h, start, end, text[start:end])
-    return None
+    if begin < start and not exact and not _is_own_county(text[begin:start]):
+        return None
+    if begin < start and not _is_own_county(text[begin:start]):
+        found = concepts.find(text[begin:end])  # 曹县人民医院: the place 曹县 overlaps the alias 县人民医院
+        elsewhere = (concepts.AREA + ":", "place:outside", "place:out_province")  # 外省医院 is not 省医院
+        joined = concepts.find(text[begin:start + 2]).spans  # 外省 of 外省医院, hidden by the longer 省医院
+        if any(s.start < start - begin for s in (*found.spans, *joined) if s.concepts[0].startswith(elsewhere)):
+            return None
+    return Mention(h, start, end, text[start:end])
 
 
 def find(text: str) -> Mention | None:
     """The first hospital named in `text`: a listed one, or an unlisted one with a place name."""
     for m in SUFFIX.finditer(text):
         end = m.end()
-        best = (0.0, 0, None)
+        best = (0.0, 0, None, False)
         for k in range(len(m.group()), min(end, MAX_NAME) + 1):
             candidate = text[end - k:end]
             if not _HAN_RUN.fullmatch(candidate) or candidate[0] in _BEFORE:
@@ -149,10 +158,10 @@ def find(text: str) -> Mention | None:
                     continue
                 score = _score(candidate, form)
                 if score > best[0] or (score == best[0] and k > best[1]):
-                    best = (score, k, h)
-        score, k, h = best
+                    best = (score, k, h, candidate == form)
+        score, k, h, exact = best
         if h is not None and score >= CUTOFF:
-            found = _listed(text, end - k, end, h)
+            found = _listed(text, end - k, end, h, exact)
             if found:
                 return found
         named = _unlisted_name(text, end)
@@ -173,10 +182,11 @@ def _bare_alias(text: str) -> Mention | None:
 
 
 def _unlisted_name(text: str, end: int) -> Mention | None:
-    """A hospital name with a place in it (广州市白云区人民医院): outside the county, not designated."""
+    """A hospital name with another real place in it (广州市白云区人民医院, 曹县人民医院): outside the
+    county, not designated. Words before the place are not part of the name (请问广州市…)."""
     start = _word_start(text, end)
     name = text[start:end]
-    place = _PLACE.match(name)
-    if place and not _is_own_county(place.group()) and not name.startswith(("示范", "本县", "我们县", "县")):
-        return Mention(None, start, end, name)
+    places = [s for s in concepts.find(name).spans if any(k.startswith(concepts.AREA + ":") for k in s.concepts)]
+    if places:
+        return Mention(None, start + places[0].start, end, name[places[0].start:])
     return None

@@ -4,6 +4,8 @@ scheme in force (answers are Jinja2 strings over `kb_vars`, so a new scheme file
 A topic:
     id          unique, snake_case
     question    the canonical question
+    concepts    what it answers, as "dimension:value" of concepts.toml; "dimension:value?" also fits a
+                question silent in that dimension (policy_kb/understand.py ranks on these)
     paraphrases ≥ 6 ways rural users write it (used for matching)
     heldout     more paraphrases, never used for matching: the held-out evaluation (bench/kb_eval.py)
     sms         the short answer (≤ 134 characters once rendered)
@@ -28,6 +30,7 @@ MIN_PARAPHRASES = 6
 class Topic:
     id: str
     question: str
+    concepts: tuple
     paraphrases: tuple
     heldout: tuple
     sms: str
@@ -90,6 +93,7 @@ def _topic(raw: dict, where: str, file: str) -> Topic:
     t = Topic(
         id=require(raw, "id", where, str),
         question=require(raw, "question", where, str),
+        concepts=tuple(raw.get("concepts", [])),
         paraphrases=tuple(require(raw, "paraphrases", where, list)),
         heldout=tuple(raw.get("heldout", [])),
         sms=require(raw, "sms", where, str),
@@ -100,6 +104,12 @@ def _topic(raw: dict, where: str, file: str) -> Topic:
     where = f"{file} [{t.id}]"
     if len(t.paraphrases) < MIN_PARAPHRASES:
         raise KBError(f"{where}: needs at least {MIN_PARAPHRASES} paraphrases, has {len(t.paraphrases)}")
+    from .concepts import labels
+
+    for concept in t.concepts:
+        dimension, _, values = concept.rstrip("?").partition(":")
+        if any(f"{dimension}:{v}" not in labels() for v in values.split("|")):
+            raise KBError(f"{where}: unknown concept {concept!r} (see concepts.toml)")
     return t
 
 

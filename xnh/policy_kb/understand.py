@@ -1,0 +1,194 @@
+"""Decide what a policy question asks: the knowledge-base topic that answers it, or why none should.
+
+ 1. `concepts.find`: scheme, place, care, group, action and attribute words, and places that are
+    not this county (policy_kb/concepts.toml, China's administrative names).
+ 2. Scheme: 新农合 unless the message names another. A question only about 城镇职工医保, 养老保险 or
+    商业保险 is declined by name (`other_scheme`): no ticket, a clerk could not answer it either.
+ 3. Other places: a hospital or stay in a named other place is outside the county and not
+    designated (concepts place:outside + place:non_designated are added); a question about another
+    place's own scheme is answered with 示范县's rule, labelled as 示范县's (`area`).
+ 4. Topics are ranked by how their `concepts` fit the question's (`fit`), plus a small lexical share:
+    the IDF-weighted coverage of the question's characters by the topic's paraphrases (matcher.Index).
+ 5. Answer when the best fits clearly; a menu of two or three when they fit about equally; a person
+    when the question names the scheme's concepts but no topic fits; help when it names nothing.
+The numbers below were set on real questions (bench/kb_compare.py, bench/KB_COMPARE.md).
+"""
+import re
+from dataclasses import dataclass, field
+from functools import cache
+
+from . import concepts
+from .concepts import Found
+from .matcher import canon, index
+from .qa import Topic, topics
+
+# weight of a concept matched, by dimension; single concepts may weigh less (WEAK)
+WEIGHT = {"scheme": 3.0, "place": 3.0, "care": 3.0, "group": 3.0, "action": 2.0, "attr": 2.0}
+WEAK = {"action:claim": 0.5, "action:check": 0.75, "attr:amount": 1.0, "attr:what": 1.0, "scheme:ncms": 0.5,
+        "scheme:generic": 0.5, "action:enroll": 1.0, "attr:how": 0.5, "action:pay": 1.5}
+STRONG = ("scheme", "place", "care", "group")
+CONFLICT = 1.0  # a topic about another value of a dimension the question names: × the weight
+MISS = 1.0  # a topic concept the question does not name (and that is no default): × the weight
+EXTRA = 0.35  # a question concept the topic does not speak of: × the weight
+SOFT = 0.5  # for action and attribute, conflicts and misses count this share only
+DEFAULT_SHARE = 0.5  # a default slot the question fills: the topic fits it, but is not about it
+LEXICAL = 1.0  # the lexical coverage (0-1) × this
+ANSWER_MIN = 1.5  # below: no topic fits
+MARGIN = 0.75  # a second topic within this of the best: ask which one
+CHOICES = 3
+IN_SCOPE = {"ncms", "generic", "urban"}
+DECLINED = ("employee", "pension", "commercial")
+# the place named is where the care happens (在长沙住院, 曹县人民医院), not whose scheme is asked about
+_CARE_AT = re.compile(r"(?:在|去|到|从|来|跑)$")
+_SCHEME_AFTER = re.compile(r"^(?:的|市|县|省|地区|当地|那边|这边)?(?:城乡|农村|新农合|合作医疗|医保|医疗保险|居民医保|农合|合疗)")
+_CARE_AFTER = re.compile(r"^[\u4e00-\u9fff]{0,6}?(?:医院|住院|看病|就医|就诊|打工|务工|上学|生孩子|分娩|看门诊|门诊|卫生院|诊所)")
+
+
+@dataclass
+class Decision:
+    kind: str  # answer | choice | handoff | other_scheme | help
+    topics: list = field(default_factory=list)  # topic ids: the answer, or the choices
+    found: Found | None = None
+    area: str | None = None  # another place the question is about (answered with 示范县's rule)
+    care_area: str | None = None  # another place where the care happened (a hospital there is 县外非定点)
+    scheme: str | None = None  # the declined scheme's label
+    scores: list = field(default_factory=list)  # (score, topic id), best first
+
+
+@dataclass(frozen=True)
+class _Slot:
+    dimension: str
+    values: frozenset  # any of these fills the slot
+    default: bool  # the topic also fits a question silent in this dimension
+
+
+@cache
+def _slots(topic: Topic) -> tuple[_Slot, ...]:
+    """A topic's concepts as slots: "place:outside" and "place:private" are two slots (both are what
+    the topic is about); "group:wubao|cadre" is one slot filled by either; "care:inpatient?" is a
+    default. A topic naming no scheme is about 新农合."""
+    slots = []
+    for concept in topic.concepts:
+        dimension, values = concept.rstrip("?").split(":", 1)
+        slots.append(_Slot(dimension, frozenset(values.split("|")), concept.endswith("?")))
+    if not any(slot.dimension == "scheme" for slot in slots):
+        slots.append(_Slot("scheme", frozenset({"ncms", "generic"}), True))
+    return tuple(slots)
+
+
+def _weight(concept: str) -> float:
+    return WEAK.get(concept, WEIGHT[concept.split(":", 1)[0]])
+
+
+def fit(topic: Topic, found: Found) -> float:
+    """How well a topic's concepts fit the question's: each slot the question fills adds its weight;
+    a slot of a dimension the question speaks of with other words conflicts; a slot the question is
+    silent on (and that is no default) is missed; question concepts no slot covers count a little
+    against (the topic is more general than the question)."""
+    score = 0.0
+    covered: dict[str, set] = {}
+    for slot in _slots(topic):
+        asked = found.values(slot.dimension)
+        soft = 1.0 if slot.dimension in STRONG else SOFT
+        hit = asked & slot.values
+        covered.setdefault(slot.dimension, set()).update(slot.values)
+        if hit:
+            share = DEFAULT_SHARE if slot.default else 1.0
+            score += share * max(_weight(f"{slot.dimension}:{v}") for v in hit)
+        elif slot.default:
+            continue
+        elif asked:  # the question speaks of this dimension, in other words
+            score -= max(CONFLICT * soft, MISS) * WEIGHT[slot.dimension]
+        else:
+            score -= MISS * WEIGHT[slot.dimension]
+    for concept in found.concepts - found.implied:
+        dimension, value = concept.split(":", 1)
+        if value not in covered.get(dimension, ()):
+            score -= EXTRA * _weight(concept) * (1.0 if dimension in STRONG else SOFT)
+    return score
+
+
+def _areas(text: str, found: Found) -> tuple[str | None, str | None]:
+    """(the other place whose scheme is asked about, the other place where care happened).
+    長沙城乡医保, 四川农村医保: that place's scheme. 在长沙住院, 曹县人民医院: care there."""
+    area = care_area = None
+    for span in found.spans:
+        if not any(k.startswith(concepts.AREA + ":") for k in span.concepts):
+            continue
+        after = text[span.end:]
+        own_scheme = _SCHEME_AFTER.match(after)
+        if not own_scheme and (_CARE_AT.search(text[:span.start]) or _CARE_AFTER.match(after)):
+            care_area = care_area or span.word
+        else:
+            area = area or span.word
+    return area, care_area
+
+
+def with_care_area(found: Found) -> Found:
+    """The concepts of a stay in another place: outside the county, not designated."""
+    extra = {"place:outside", "place:non_designated"}
+    return Found(found.concepts | extra, found.areas, found.spans, found.implied | extra)
+
+
+def rank(text: str, found: Found | None = None, limit: int = 5) -> list[tuple[float, str]]:
+    """(score, topic id) of the best topics for a normalised question, best first."""
+    found = found or concepts.find(text)
+    plain = canon(text)
+    cover = index().coverage(plain) if plain else {}
+    scored = [(fit(t, found) + LEXICAL * cover.get(t.id, 0.0) / 100, t.id) for t in topics()]
+    scored.sort(key=lambda p: (-p[0], p[1]))
+    return scored[:limit]
+
+
+def declined(found: Found) -> str | None:
+    """The label of a scheme this service does not handle when the question is only about it
+    (养老保险, 城镇职工医保, 商业保险); None when it names 新农合 or 城镇居民医保 too."""
+    schemes = found.values("scheme")
+    other = [s for s in DECLINED if s in schemes]
+    if other and not schemes & {"ncms", "urban"}:
+        return concepts.labels()[f"scheme:{other[0]}"]
+    return None
+
+
+def decide(text: str) -> Decision:
+    """What to do with a normalised policy question."""
+    found = concepts.find(text)
+    other = declined(found)
+    if other:
+        return Decision("other_scheme", found=found, scheme=other)
+    area, care_area = _areas(text, found)
+    if care_area:
+        found = with_care_area(found)
+    scores = rank(text, found)
+    decision = Decision("handoff", found=found, area=area, care_area=care_area, scores=scores)
+    best = scores[0][0] if scores else 0.0
+    if not _about_the_scheme(found):  # 这几天天气咋样, asdf: help, not a clerk's ticket
+        decision.kind = "help" if not area else "handoff"
+        return decision
+    if best < ANSWER_MIN:
+        if _vague(found) and scores:  # "我住院三天了": nothing to rank on; offer the nearest topics
+            decision.kind, decision.topics = "choice", [tid for _, tid in scores[:CHOICES]]
+        return decision
+    close = [tid for score, tid in scores if best - score < MARGIN][:CHOICES]
+    if area:  # another place's scheme: 示范县's closest rule, labelled as 示范县's, is the answer
+        close = close[:1]
+    decision.kind = "answer" if len(close) == 1 else "choice"
+    decision.topics = close
+    return decision
+
+
+# Words of every walk of life (查, 多少钱, 几天, 在哪, 怎么): alone they don't make a question about the scheme.
+EVERYDAY = {"action:check", "action:lose", "action:online", "action:apply", "attr:time", "attr:where",
+            "attr:amount", "attr:what", "attr:who", "attr:how", "attr:compare", "attr:calc", "attr:documents"}
+
+
+def _vague(found: Found) -> bool:
+    """A message naming one thing of the scheme and asking nothing about it (我住院三天了)."""
+    named = found.concepts - found.implied - EVERYDAY - {"scheme:ncms", "scheme:generic"}
+    return len(named) <= 1 and not any(c.startswith("attr:") for c in found.concepts)
+
+
+def _about_the_scheme(found: Found) -> bool:
+    """Does the question speak of the scheme at all (a scheme word, a place or kind of care, a group,
+    报销, 起付线, 合管办 …)? Everyday words alone (多少钱, 几天, 咋交) don't."""
+    return any(c not in EVERYDAY for c in found.concepts)
