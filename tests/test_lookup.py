@@ -36,6 +36,21 @@ def test_enrollment(county, ask, text, sender, present, absent):
         assert word not in reply.text, (word, reply.text)
 
 
+@pytest.mark.parametrize("today, present, absent", [
+    ("2026-06-15", ["2025年11月12日交30元"], ["2027年的还没交", "正在收"]),  # outside the collection window
+    ("2026-11-15", ["2025年11月12日交30元", "2027年的还没交", "正在收", "12月30日"], []),
+    ("2026-12-31", ["2025年11月12日交30元"], ["2027年的还没交"]),  # the window has closed
+])
+def test_enrollment_dates_carry_their_year_and_the_window_says_whether_next_year_is_paid(
+        county, ask, monkeypatch, today, present, absent):
+    monkeypatch.setenv("XNH_TODAY", today)
+    reply = ask("查参合", sender="13800009001")
+    for word in present:
+        assert word in reply.text, (word, reply.text)
+    for word in absent:
+        assert word not in reply.text, (word, reply.text)
+
+
 def test_identity_unlocks_the_household_and_masks_it(county, ask):
     first = ask("查报销", sender="13700000042")
     assert "身份证" in first.text

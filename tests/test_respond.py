@@ -165,7 +165,7 @@ def test_personal_estimate_counts_what_was_reimbursed_this_year(ask, db):
     e = reply.data["estimate"]
     assert (e["already_reimbursed"], e["remaining_cap"], e["reimbursed"], e["bonus"]) == (
         "45678.91", "14321.09", "14321.09", "0.10")
-    assert "封顶" in reply.text and "今年已报45678.91元" in reply.text  # the member's own phone: no name needed
+    assert "封顶" in reply.text and "2026年已报45678.91元" in reply.text  # the member's own phone: no name needed
     assert "欧阳小明华" not in reply.text
     assert len(reply.text) <= SMS_LIMIT, reply.text
 
@@ -176,7 +176,7 @@ def test_worst_case_single_level_sms_fits_134():
     extract.MAX_AMOUNT."""
     scheme = scheme_for(__import__("datetime").date(2026, 6, 15))
     d = Decimal
-    data = {"scheme": scheme, "approximate": True, "hospital": "北岭镇中心卫生院", "listed": True,
+    data = {"year": 2026, "scheme": scheme, "approximate": True, "hospital": "北岭镇中心卫生院", "listed": True,
             "place": "北岭镇中心卫生院", "personal": {"name": "阿****曼", "already": {}},
             "groups": ["独生子女户"], "age": 99, "level": "city_province", "level_label": "市/省级定点医院",
             "total": d("9999999.99"), "self_pay": d("9999999.98"), "deductible": max(r.deductible for s in all_schemes() for r in s.rules.values()),

@@ -103,7 +103,8 @@ def handle(ctx: Context, f: Facts) -> Reply:
         already = personal["already"]
     if f.already is not None:  # the message says what was reimbursed already: it may know of a claim not yet synced
         already = {**already, "inpatient": f.already}
-    data = {"already_note": already["inpatient"] if personal or f.already is not None else None,
+    data = {"year": ctx.today.year,  # "2026年已报", never "今年": at a year's edge a reader can't tell which
+            "already_note": already["inpatient"] if personal or f.already is not None else None,
             "scheme": scheme, "approximate": f.approximate, "injury": f.injury, "hospital": f.hospital, "listed": f.listed,
             "place": _place(f), "personal": personal, "groups": [g for g in groups if g in scheme.bonus_groups],
             "age": age}
