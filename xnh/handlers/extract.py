@@ -123,6 +123,19 @@ def _to_number(span: str) -> Decimal | None:
         return None
 
 
+_POLICY_NEAR = re.compile(r"标准|政策|规定|比例|最新|年度|新规|版|文件|方案")
+_SPENDING = re.compile(r"花|费用|用了|开了|付了|交了|住了|一共|总共")
+
+
+def _looks_like_year(span: str, text: str, start: int, end: int) -> bool:
+    """A four-digit number from 2005 to 2035 without a money unit, next to policy words (报销标准2025)
+    or in a message that speaks of no spending, is a year."""
+    if not re.fullmatch(r"20(?:0[5-9]|[12]\d|3[0-5])", span):
+        return False
+    near = text[max(0, start - 4):start] + text[end:end + 4]
+    return bool(_POLICY_NEAR.search(near)) or not _SPENDING.search(text)
+
+
 # "8000自费药1000": the self-pay word names the next amount, not this one
 _NEXT_AMOUNT = re.compile(rf"^[的药品项目部分费用了是有约大概占为]{{0,4}}\s*[\d{_CN_DIGITS}十]")
 
@@ -152,6 +165,8 @@ def amounts(text: str) -> list[Amount]:
         if _NOT_MONEY_AFTER.match(after) or re.search(r"[第几]\s*$", before):
             continue
         has_unit = bool(_MONEY_AFTER.match(after))
+        if not has_unit and _looks_like_year(span, masked, m.start(), end):
+            continue  # 新农合报销标准2025: a year, not 2025元
         if not re.search(r"\d", span) and not re.search(f"[{_CN_UNITS}]", span) and not has_unit:
             continue  # a lone 一/二/两 is a word (一下, 两个), not money
         value = _to_number(span)

@@ -32,7 +32,7 @@ MISS = 1.0  # a topic concept the question does not name (and that is no default
 EXTRA = 0.35  # a question concept the topic does not speak of: × the weight
 SOFT = 0.5  # for action and attribute, conflicts and misses count this share only
 DEFAULT_SHARE = 0.5  # a default slot the question fills: the topic fits it, but is not about it
-LEXICAL = 1.0  # the lexical coverage (0-1) × this
+LEXICAL = 2.0  # the lexical coverage (0-1) × this
 ANSWER_MIN = 1.5  # below: no topic fits
 MARGIN = 0.75  # a second topic within this of the best: ask which one
 CHOICES = 3
@@ -76,35 +76,54 @@ def _slots(topic: Topic) -> tuple[_Slot, ...]:
     return tuple(slots)
 
 
+@cache
 def _weight(concept: str) -> float:
     return WEAK.get(concept, WEIGHT[concept.split(":", 1)[0]])
 
 
-def fit(topic: Topic, found: Found) -> float:
-    """How well a topic's concepts fit the question's: each slot the question fills adds its weight;
-    a slot of a dimension the question speaks of with other words conflicts; a slot the question is
-    silent on (and that is no default) is missed; question concepts no slot covers count a little
-    against (the topic is more general than the question)."""
+@dataclass(frozen=True)
+class _Asked:
+    """A question's concepts, prepared once for ranking every topic."""
+
+    by_dimension: dict  # dimension → frozenset of values
+    explicit: tuple  # (dimension, value, penalty when no slot covers it), implied concepts left out
+
+
+def _asked(found: Found) -> _Asked:
+    by_dimension: dict[str, set] = {}
+    for concept in found.concepts:
+        dimension, value = concept.split(":", 1)
+        by_dimension.setdefault(dimension, set()).add(value)
+    explicit = tuple((c.split(":", 1)[0], c.split(":", 1)[1],
+                      EXTRA * _weight(c) * (1.0 if c.split(":", 1)[0] in STRONG else SOFT))
+                     for c in found.concepts - found.implied)
+    return _Asked({d: frozenset(v) for d, v in by_dimension.items()}, explicit)
+
+
+def fit(topic: Topic, found: Found | _Asked) -> float:
+    """How well a topic's concepts fit the question's: each slot the question fills adds its weight
+    (half for a default slot); a slot of a dimension the question speaks of in other words conflicts;
+    a slot the question is silent on (and that is no default) is missed; question concepts no slot
+    covers count a little against (the topic is more general than the question)."""
+    asked = found if isinstance(found, _Asked) else _asked(found)
     score = 0.0
-    covered: dict[str, set] = {}
+    covered: dict[str, frozenset] = {}
     for slot in _slots(topic):
-        asked = found.values(slot.dimension)
-        soft = 1.0 if slot.dimension in STRONG else SOFT
-        hit = asked & slot.values
-        covered.setdefault(slot.dimension, set()).update(slot.values)
+        values = asked.by_dimension.get(slot.dimension, frozenset())
+        covered[slot.dimension] = covered.get(slot.dimension, frozenset()) | slot.values
+        hit = values & slot.values
         if hit:
             share = DEFAULT_SHARE if slot.default else 1.0
             score += share * max(_weight(f"{slot.dimension}:{v}") for v in hit)
         elif slot.default:
             continue
-        elif asked:  # the question speaks of this dimension, in other words
-            score -= max(CONFLICT * soft, MISS) * WEIGHT[slot.dimension]
+        elif values:  # the question speaks of this dimension, in other words
+            score -= max(CONFLICT * (1.0 if slot.dimension in STRONG else SOFT), MISS) * WEIGHT[slot.dimension]
         else:
             score -= MISS * WEIGHT[slot.dimension]
-    for concept in found.concepts - found.implied:
-        dimension, value = concept.split(":", 1)
+    for dimension, value, penalty in asked.explicit:
         if value not in covered.get(dimension, ()):
-            score -= EXTRA * _weight(concept) * (1.0 if dimension in STRONG else SOFT)
+            score -= penalty
     return score
 
 
@@ -135,7 +154,8 @@ def rank(text: str, found: Found | None = None, limit: int = 5) -> list[tuple[fl
     found = found or concepts.find(text)
     plain = canon(text)
     cover = index().coverage(plain) if plain else {}
-    scored = [(fit(t, found) + LEXICAL * cover.get(t.id, 0.0) / 100, t.id) for t in topics()]
+    asked = _asked(found)
+    scored = [(fit(t, asked) + LEXICAL * cover.get(t.id, 0.0) / 100, t.id) for t in topics()]
     scored.sort(key=lambda p: (-p[0], p[1]))
     return scored[:limit]
 
@@ -183,9 +203,10 @@ EVERYDAY = {"action:check", "action:lose", "action:online", "action:apply", "att
 
 
 def _vague(found: Found) -> bool:
-    """A message naming one thing of the scheme and asking nothing about it (我住院三天了)."""
-    named = found.concepts - found.implied - EVERYDAY - {"scheme:ncms", "scheme:generic"}
-    return len(named) <= 1 and not any(c.startswith("attr:") for c in found.concepts)
+    """A message naming one place, kind of care or group and asking nothing about it (我住院三天了)."""
+    named = found.concepts - found.implied - EVERYDAY - {"scheme:ncms", "scheme:generic", "action:claim"}
+    return len(named) == 1 and next(iter(named)).split(":")[0] in STRONG \
+        and not any(c.startswith("attr:") for c in found.concepts)
 
 
 def _about_the_scheme(found: Found) -> bool:
