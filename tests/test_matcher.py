@@ -176,3 +176,11 @@ def test_another_places_scheme_is_answered_with_this_countys_rule_labelled(ask, 
 def test_a_hospital_in_another_county_counts_as_non_designated(ask):
     reply = ask("曹县人民医院住院报销比例多少")
     assert "县外非定点" in reply.text and "70%" not in reply.text
+
+
+def test_out_of_scope_questions_get_no_policy_answer():
+    """The product's own decision on policy_kb/out_of_scope.toml: help, a decline or a person, not an answer."""
+    with open(KB_DIR / "out_of_scope.toml", "rb") as f:
+        questions = tomllib.load(f)["questions"]
+    answered = [q for q in questions if understand.decide(normalize(q)).kind in ("answer", "choice")]
+    assert len(answered) / len(questions) <= 0.15, answered

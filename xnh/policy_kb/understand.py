@@ -199,7 +199,8 @@ def decide(text: str) -> Decision:
 
 # Words of every walk of life (查, 多少钱, 几天, 在哪, 怎么): alone they don't make a question about the scheme.
 EVERYDAY = {"action:check", "action:lose", "action:online", "action:apply", "attr:time", "attr:where",
-            "attr:amount", "attr:what", "attr:who", "attr:how", "attr:compare", "attr:calc", "attr:documents"}
+            "attr:amount", "attr:what", "attr:who", "attr:how", "attr:compare", "attr:calc", "attr:documents",
+            "attr:subsidy"}
 
 
 def _vague(found: Found) -> bool:
