@@ -13,6 +13,7 @@
     when the question names the scheme's concepts but no topic fits; help when it names nothing.
 The numbers below were set on real questions (bench/kb_compare.py, bench/KB_COMPARE.md).
 """
+import heapq
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -36,6 +37,7 @@ LEXICAL = 2.0  # the lexical coverage (0-1) × this
 ANSWER_MIN = 1.5  # below: no topic fits
 MARGIN = 0.75  # a second topic within this of the best: ask which one
 CHOICES = 3
+LEXICAL_SHORTLIST = 8  # topics of highest lexical coverage ranked even without a shared concept
 IN_SCOPE = {"ncms", "generic", "urban"}
 DECLINED = ("employee", "pension", "commercial")
 # the place named is where the care happens (在长沙住院, 曹县人民医院), not whose scheme is asked about
@@ -149,13 +151,33 @@ def with_care_area(found: Found) -> Found:
     return Found(found.concepts | extra, found.areas, found.spans, found.implied | extra)
 
 
+@cache
+def _by_id() -> dict:
+    return {t.id: t for t in topics()}
+
+
+@cache
+def _by_concept() -> dict[str, tuple]:
+    """'dimension:value' → the topics with a slot for it (an inverted index over the slots)."""
+    out: dict[str, list] = {}
+    for t in topics():
+        for slot in _slots(t):
+            for value in slot.values:
+                out.setdefault(f"{slot.dimension}:{value}", []).append(t.id)
+    return {c: tuple(dict.fromkeys(ids)) for c, ids in out.items()}
+
+
 def rank(text: str, found: Found | None = None, limit: int = 5) -> list[tuple[float, str]]:
     """(score, topic id) of the best topics for a normalised question, best first."""
     found = found or concepts.find(text)
     plain = canon(text)
     cover = index().coverage(plain) if plain else {}
     asked = _asked(found)
-    scored = [(fit(t, asked) + LEXICAL * cover.get(t.id, 0.0) / 100, t.id) for t in topics()]
+    # only topics that share a concept with the question, or some of its words, can reach ANSWER_MIN
+    by_id = _by_id()
+    candidates = {tid for c in found.concepts for tid in _by_concept().get(c, ())}
+    candidates.update(heapq.nlargest(LEXICAL_SHORTLIST, cover, key=cover.get))
+    scored = [(fit(by_id[tid], asked) + LEXICAL * cover.get(tid, 0.0) / 100, tid) for tid in candidates]
     scored.sort(key=lambda p: (-p[0], p[1]))
     return scored[:limit]
 
