@@ -115,7 +115,7 @@ def test_retried_message_sid_is_processed_once_with_the_same_reply(client, db):
 
 def test_distinct_message_sids_are_each_processed(client, db):
     reply_of(post(client, form("人工", sid="SMa")))
-    reply_of(post(client, form("住院押金退不回来咋整", sid="SMb")))
+    reply_of(post(client, form("新农合卡的密码忘了怎么办", sid="SMb")))
     assert db["handoff_tickets"].count == 2
 
 

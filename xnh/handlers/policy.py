@@ -51,9 +51,10 @@ def handle(ctx: Context) -> Reply:
     if decision.area:  # another place's rules, and no 示范县 topic fits: a clerk could not answer either
         ctx.state.clear()
         return Reply("policy", "policy_decline", {"scheme": None, "area": decision.area})
-    if decision.kind == "help":
+    if decision.kind in ("help", "clarify"):
         ctx.state.clear()
-        return Reply("help", "help", {"reason": "unclear"})
+        return Reply("help", "help", {"reason": "vague" if decision.kind == "clarify" else "unclear",
+                                      "about": decision.about})
     return handoff(ctx, asked=False)
 
 

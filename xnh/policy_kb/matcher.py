@@ -38,6 +38,7 @@ SHORTLIST = 12  # topics of highest coverage that rapidfuzz re-scores
 
 # Synonyms and dialect → one word, longest first (applied before filler removal).
 SYNONYMS = {
+    "新农合": "新农合", "城镇合作医疗": "城镇合作医疗",  # already canonical: not 新新农合, 城镇新农合
     "新型农村合作医疗": "新农合", "农村合作医疗": "新农合", "合作医疗": "新农合", "合医": "新农合", "农合": "新农合",
     "新农合证": "医疗证", "新农合本": "医疗证", "医疗本": "医疗证", "本本": "本子",
     "报账": "报销", "报帐": "报销", "给报": "报", "报回来": "报", "能报销": "能报", "报不报": "能报",

@@ -10,7 +10,8 @@
  4. Topics are ranked by how their `concepts` fit the question's (`fit`), plus a small lexical share:
     the IDF-weighted coverage of the question's characters by the topic's paraphrases (matcher.Index).
  5. Answer when the best fits clearly; a menu of two or three when they fit about equally; a person
-    when the question names the scheme's concepts but no topic fits; help when it names nothing.
+    when the question names the scheme's concepts but no topic fits; help when it names nothing of
+    the scheme; "what about it?" when it names one thing and asks nothing (我住院三天了).
 The numbers below were set on real questions (bench/kb_compare.py, bench/KB_COMPARE.md).
 """
 import heapq
@@ -48,12 +49,13 @@ _CARE_AFTER = re.compile(r"^[\u4e00-\u9fff]{0,6}?(?:医院|住院|看病|就医|
 
 @dataclass
 class Decision:
-    kind: str  # answer | choice | handoff | other_scheme | help
+    kind: str  # answer | choice | clarify | handoff | other_scheme | help
     topics: list = field(default_factory=list)  # topic ids: the answer, or the choices
     found: Found | None = None
     area: str | None = None  # another place the question is about (answered with 示范县's rule)
     care_area: str | None = None  # another place where the care happened (a hospital there is 县外非定点)
     scheme: str | None = None  # the declined scheme's label
+    about: str | None = None  # clarify: the one thing the message names (住院)
     scores: list = field(default_factory=list)  # (score, topic id), best first
 
 
@@ -62,6 +64,7 @@ class _Slot:
     dimension: str
     values: frozenset  # any of these fills the slot
     default: bool  # the topic also fits a question silent in this dimension
+    strict: bool = False  # a default that still conflicts with another value named (新农合 vs 城镇居民)
 
 
 @cache
@@ -74,7 +77,7 @@ def _slots(topic: Topic) -> tuple[_Slot, ...]:
         dimension, values = concept.rstrip("?").split(":", 1)
         slots.append(_Slot(dimension, frozenset(values.split("|")), concept.endswith("?")))
     if not any(slot.dimension == "scheme" for slot in slots):
-        slots.append(_Slot("scheme", frozenset({"ncms", "generic"}), True))
+        slots.append(_Slot("scheme", frozenset({"ncms", "generic"}), True, strict=True))
     return tuple(slots)
 
 
@@ -117,7 +120,7 @@ def fit(topic: Topic, found: Found | _Asked) -> float:
         if hit:
             share = DEFAULT_SHARE if slot.default else 1.0
             score += share * max(_weight(f"{slot.dimension}:{v}") for v in hit)
-        elif slot.default:
+        elif slot.default and not (slot.strict and values):
             continue
         elif values:  # the question speaks of this dimension, in other words
             score -= max(CONFLICT * (1.0 if slot.dimension in STRONG else SOFT), MISS) * WEIGHT[slot.dimension]
@@ -208,8 +211,9 @@ def decide(text: str) -> Decision:
         decision.kind = "help" if not area else "handoff"
         return decision
     if best < ANSWER_MIN:
-        if _vague(found) and scores:  # "我住院三天了": nothing to rank on; offer the nearest topics
-            decision.kind, decision.topics = "choice", [tid for _, tid in scores[:CHOICES]]
+        if _vague(found):  # "我住院三天了": it names one thing and asks nothing: ask what about it
+            decision.kind = "clarify"
+            decision.about = concepts.labels()[next(iter(_named(found)))]
         return decision
     close = [tid for score, tid in scores if best - score < MARGIN][:CHOICES]
     if area:  # another place's scheme: 示范县's closest rule, labelled as 示范县's, is the answer
@@ -225,9 +229,13 @@ EVERYDAY = {"action:check", "action:lose", "action:online", "action:apply", "att
             "attr:subsidy"}
 
 
+def _named(found: Found) -> frozenset:
+    return found.concepts - found.implied - EVERYDAY - {"scheme:ncms", "scheme:generic", "action:claim"}
+
+
 def _vague(found: Found) -> bool:
     """A message naming one place, kind of care or group and asking nothing about it (我住院三天了)."""
-    named = found.concepts - found.implied - EVERYDAY - {"scheme:ncms", "scheme:generic", "action:claim"}
+    named = _named(found)
     return len(named) == 1 and next(iter(named)).split(":")[0] in STRONG \
         and not any(c.startswith("attr:") for c in found.concepts)
 
