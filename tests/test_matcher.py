@@ -184,3 +184,17 @@ def test_out_of_scope_questions_get_no_policy_answer():
         questions = tomllib.load(f)["questions"]
     answered = [q for q in questions if understand.decide(normalize(q)).kind in ("answer", "choice")]
     assert len(answered) / len(questions) <= 0.15, answered
+
+
+@pytest.mark.parametrize("text,canonical", [
+    ("新农合报销", "新农合报销"), ("城镇合作医疗", "城镇合作医疗"), ("合作医疗", "新农合"), ("农合", "新农合"),
+])
+def test_canon_keeps_words_that_are_already_canonical(text, canonical):
+    assert matcher.canon(text) == canonical
+
+
+@pytest.mark.parametrize("text,about", [("我住院三天了", "住院"), ("五保户", "五保户")])
+def test_a_message_naming_one_thing_is_asked_what_about_it(ask, db, text, about):
+    reply = ask(text)
+    assert reply.intent == "help" and f"关于{about}" in reply.text
+    assert not db["handoff_tickets"].exists() or db["handoff_tickets"].count == 0
