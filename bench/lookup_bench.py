@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import sync_bench  # noqa: E402
 
-from xnh.bot import county, store  # noqa: E402
+from xnh.store import county  # noqa: E402
+from xnh.store import db as store  # noqa: E402
 
 
 def build(work: Path, rows: int) -> Path:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from xnh.bot.store import open_db
+from xnh.store.db import open_db
 from xnh.message import Message
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

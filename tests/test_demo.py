@@ -1,8 +1,9 @@
 """The demo county: loaded into an empty database by `xnh chat` / `xnh serve`, never twice."""
 from click.testing import CliRunner
 
-from xnh.bot import county, demo
-from xnh.bot.cli import cli
+from xnh import demo
+from xnh.cli import cli
+from xnh.store import county
 
 
 def test_load_if_empty_loads_once(db):

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xnh import idnumber
-from xnh.bot import store
+from xnh.store import state as store
 from xnh.message import Reply
 from xnh.policy_kb.schemes import all_schemes, scheme_for
 from xnh.render import render

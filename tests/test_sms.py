@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from xnh.app import create_app, message_db
+from xnh.app import create_app
 from xnh.bot import segments, sms
+from xnh.store.db import message_db
 
 TOKEN = "test-auth-token"
 URL = "http://localhost/sms"
@@ -163,7 +164,7 @@ def test_a_crash_while_answering_leaves_nothing_and_the_retry_answers(app, clien
     real = sms.respond
 
     def half_way(message, conn):
-        from xnh.bot import store
+        from xnh.store import state as store
 
         store.save_state(conn, message.sender, {"pending": "level", "total": "3000"})
         raise RuntimeError("crash after the first write")

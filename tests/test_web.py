@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from xnh.app import create_app
-from xnh.bot.server import ServerThread
+from xnh.server import ServerThread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -90,7 +90,8 @@ def test_simulator_in_headless_chromium(app):
 
 def test_simulator_turns_itself_off_once_real_data_is_synced(tmp_path):
     """Auto mode: on for the demo county, 404 after a real export is imported (it answers as any phone)."""
-    from xnh.bot import demo, store, sync
+    from xnh import demo, sync
+    from xnh.store import db as store
 
     path = str(tmp_path / "t.db")
     app = create_app({"DB_PATH": path})

@@ -22,11 +22,11 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
 
-from .. import app as app_mod
+from ..store import db as store_db
 from ..handlers.router import respond
 from ..message import Message
 from ..privacy import mask_phone, normalize_phone
-from . import segments
+from . import request_db, segments
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__)
@@ -63,7 +63,7 @@ def status_callback():
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if not sid or status not in _STATUS_RANK:
         abort(400)
-    db = app_mod.get_db()
+    db = request_db.get_db()
     if not record_status(db, sid, status, form.get("ErrorCode") or None):
         logger.info("status %s for unknown message %s", status, sid)
     return Response(status=204)
@@ -72,12 +72,12 @@ def status_callback():
 def answer(path: str, sid: str, message: Message) -> str:
     """The reply text for one inbound message, computed once per MessageSid.
 
-    One transaction on the message connection (app.message_db: one message at a time per process),
+    One transaction on the message connection (store.db.message_db: one message at a time per process),
     taken with the write lock first (BEGIN IMMEDIATE): look the MessageSid up, answer, keep the reply
     with it, commit. A retry of the same MessageSid in this process waits for the lock, in another
     process for SQLite's write lock; either way it then finds the reply. A failure half-way rolls
     everything back, so the retry answers afresh."""
-    with app_mod.message_db(path) as db:
+    with store_db.message_db(path) as db:
         if not sid:  # not from Twilio's webhook as such, but answer it all the same
             return _reply_text(message, db)
         db.conn.execute("BEGIN IMMEDIATE")
@@ -123,7 +123,7 @@ def record_status(db, sid: str, status: str, error_code: str | None) -> bool:
     if _STATUS_RANK[status] >= _STATUS_RANK.get((row[1] or "").lower(), -1):
         db.execute("update notifications set status = ?, error_code = ? where id = ?",
                    [status, error_code if error_code else None, row[0]])
-    app_mod.finish(db)
+    store_db.finish(db)
     return True
 
 
@@ -145,7 +145,7 @@ def signed_form() -> MultiDict:
 def _posted_form() -> MultiDict:
     """Twilio's application/x-www-form-urlencoded body (a few hundred bytes), parsed straight from the
     body: werkzeug's general form parser (multipart, streaming) costs ~40 µs more per request.
-    The body size is capped by MAX_CONTENT_LENGTH (app.py)."""
+    The body size is capped by MAX_CONTENT_LENGTH (xnh/app.py)."""
     body = request.get_data(cache=False, parse_form_data=False).decode("latin-1")
     return MultiDict(parse_qsl(body, keep_blank_values=True, encoding="utf-8", errors="replace"))
 

@@ -30,7 +30,9 @@ from .. import render
 from ..handlers.router import respond
 from ..message import Message, Reply
 from ..privacy import mask_phone, normalize_phone
-from . import segments, store
+from ..store import db as store_db
+from ..store import state as store
+from . import segments
 
 logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -62,7 +64,7 @@ def build_application(token: str, base_url: str | None = None, db_path: str | No
     if webhook:
         builder = builder.updater(None)
     app = builder.build()
-    app.bot_data["db_path"] = db_path or store.db_path()
+    app.bot_data["db_path"] = db_path or store_db.db_path()
     app.add_handler(CommandHandler("start", on_start, filters=PRIVATE))
     app.add_handler(CommandHandler("help", on_help, filters=PRIVATE))
     app.add_handler(CallbackQueryHandler(on_menu, pattern=f"^({'|'.join(key for _, key in MENU)})$"))
@@ -152,14 +154,12 @@ def _bound_phone(db, sender: str):
 
 async def _run_db(context: ContextTypes.DEFAULT_TYPE, fn, *args):
     """Run fn(db, *args) in a worker thread as one unit of work on the message connection, as the SMS
-    webhook answers (app.message_db: one at a time, committed after, rolled back if it raises)."""
+    webhook answers (store.db.message_db: one at a time, committed after, rolled back if it raises)."""
     return await asyncio.to_thread(_with_db, context.bot_data["db_path"], fn, *args)
 
 
 def _with_db(path: str, fn, *args):
-    from ..app import message_db
-
-    with message_db(path) as db:
+    with store_db.message_db(path) as db:
         return fn(db, *args)
 
 

@@ -10,11 +10,12 @@ import logging
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
-from .. import app as app_mod
+from .. import demo
+from ..store import db as store_db
 from ..handlers.router import respond
 from ..message import Message
 from ..privacy import mask_name, normalize_phone
-from . import demo, segments
+from . import request_db, segments
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("web", __name__)
@@ -27,7 +28,7 @@ DEMO_PHONES = 12
 def page():
     """The simulator page, with the demo households' phones to pick from."""
     _require_enabled()
-    return render_template("web/simulator.html", phones=demo_phones(app_mod.get_db()))
+    return render_template("web/simulator.html", phones=demo_phones(request_db.get_db()))
 
 
 @bp.post("/api/simulate")
@@ -42,7 +43,7 @@ def simulate():
         return _bad("phone must be 5 to 15 digits")
     if not isinstance(text, str) or len(text) > MAX_TEXT:
         return _bad(f"text must be a string of at most {MAX_TEXT} characters")
-    with app_mod.message_db(current_app.config["DB_PATH"]) as db:  # as the SMS webhook answers
+    with store_db.message_db(current_app.config["DB_PATH"]) as db:  # as the SMS webhook answers
         reply = respond(Message(text=text, sender=phone, channel="web", phone=phone), db)
     words = segments.fit(reply.text)
     parts = segments.count(words)
@@ -66,7 +67,7 @@ def _require_enabled():
     anyone's claims, so in "auto" mode it exists only while the database is the demo county."""
     mode = current_app.config["SIMULATOR"]
     if mode == "auto":
-        mode = demo.is_demo_only(app_mod.get_db())
+        mode = demo.is_demo_only(request_db.get_db())
     if not mode:
         abort(404)
 

@@ -2,7 +2,7 @@
 topics are close, and a handoff ticket for a person when nothing matches."""
 import re
 
-from ..bot import store
+from ..store import state as store
 from ..message import Reply
 from ..policy_kb import matcher, qa
 from .context import Context

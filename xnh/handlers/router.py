@@ -22,7 +22,7 @@ import re
 from sqlite_utils import Database
 
 from .. import clock
-from ..bot import store
+from ..store import state as store
 from ..message import Message, Reply
 from ..render import render
 from . import estimate, extract, lookup, policy

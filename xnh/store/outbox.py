@@ -1,7 +1,7 @@
 """Queue outbound notifications. For now: the payment notice sent when a claim becomes 已拨付.
 
-    from xnh.bot import notify
-    notify.queue_payment(db, "BC20260000001")   # True when a row was queued
+    from xnh.store import outbox
+    outbox.queue_payment(db, "BC20260000001")   # True when a row was queued
 
 A queued row is `notifications(kind='payment', ref=claim_id, phone, text, status='queued')`; the
 unique (kind, ref) index keeps one per claim. The text is rendered here (templates/sms/payment_notice.txt)
@@ -11,7 +11,7 @@ import logging
 
 from ..privacy import mask_name
 from ..render import env
-from .store import stamp
+from .state import stamp
 
 logger = logging.getLogger(__name__)
 

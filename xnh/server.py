@@ -11,8 +11,8 @@ import threading
 
 from waitress.server import create_server
 
-from ..app import create_app
-from . import store
+from .app import create_app
+from .store import db as store_db
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _telegram(app):
     if not token:
         logger.info("TELEGRAM_BOT_TOKEN not set: Telegram bot off")
         return None
-    from .telegram_bot import TelegramRunner, build_application
+    from .bot.telegram_bot import TelegramRunner, build_application
 
     url, secret = os.environ.get("TELEGRAM_WEBHOOK_URL"), os.environ.get("TELEGRAM_WEBHOOK_SECRET")
     if url and not secret:
@@ -67,9 +67,9 @@ def _telegram(app):
 
 
 def _warm_up(app) -> None:
-    from ..handlers.router import warm_up
+    from .handlers.router import warm_up
 
-    db = store.open_db(app.config["DB_PATH"])
+    db = store_db.open_db(app.config["DB_PATH"])
     try:
         warm_up(db)
     finally:

@@ -8,17 +8,17 @@ import sys
 
 import click
 
-from ..privacy import normalize_phone
+from .privacy import normalize_phone
 
 
 def _db():
-    from . import store
+    from .store import db
 
-    return store.open_db()
+    return db.open_db()
 
 
 def _message(text: str, phone: str, channel: str):
-    from ..message import Message
+    from .message import Message
 
     sender = normalize_phone(phone) or "cli"
     return Message(text=text, sender=sender, channel=channel, phone=sender if channel != "telegram" else None)
@@ -29,7 +29,7 @@ def _message(text: str, phone: str, channel: str):
 def cli():
     """新农合助手 (xnh): reimbursement estimates, policy answers, 查参合 and 查报销 by SMS and Telegram."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from .. import clock
+    from . import clock
 
     try:
         clock.now()  # a bad XNH_TODAY is a configuration error: say so now, not on every message
@@ -44,7 +44,7 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print intent, reply and the estimate's numbers as JSON.")
 def ask(text, phone, channel, as_json):
     """Answer one message and print the reply (the demo county is loaded into an empty database)."""
-    from ..handlers.router import respond
+    from .handlers.router import respond
 
     db = _db()
     _ensure_demo(db)
@@ -60,7 +60,7 @@ def ask(text, phone, channel, as_json):
 @click.option("--from", "phone", default="13700000000", show_default=True, help="The sender's phone number.")
 def chat(phone):
     """Talk to the assistant in the terminal (the demo county is loaded into an empty database)."""
-    from ..handlers.router import respond
+    from .handlers.router import respond
 
     db = _db()
     _ensure_demo(db)

@@ -1,8 +1,9 @@
 """The demo county (示范县): `xnh serve` and `xnh chat` load it into an empty database so that a
 newcomer's first command shows something real.
 
-    from xnh.bot import demo, store
-    demo.load_if_empty(store.open_db())   # '60+ households, 377 enrollment rows, 87 claims' or None
+    from xnh import demo
+    from xnh.store import db
+    demo.load_if_empty(db.open_db())   # '60+ households, 377 enrollment rows, 87 claims' or None
 
 The files are xnh/demo/enrollment.csv and claims.csv (copies of ../shared/data/), imported through
 the same code as `xnh sync`, so the rejected-row reports go to a temporary directory, not the package.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import sync
+from .. import sync
 
 logger = logging.getLogger(__name__)
 
