@@ -484,6 +484,8 @@ def test_reader_process_gives_the_same_result(db, tmp_path, monkeypatch):
 
 
 def test_kill_9_in_the_middle_leaves_the_database_as_it_was(tmp_path, copy):
+    """The import's commit is cut by SIGKILL (a page cache of CACHE_KIB holds the rows until then): the
+    database is as before and running again finishes the job."""
     db_path = tmp_path / "crash.db"
     db = store.open_db(str(db_path))
     sync.run(db, "claims", copy("claims.csv"))
@@ -503,6 +505,57 @@ def test_kill_9_in_the_middle_leaves_the_database_as_it_was(tmp_path, copy):
     assert proc.poll() is None, "the sync finished before it could be killed: make the file larger"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    db = store.open_db(str(db_path))
+    after = {t: table_count(db, t) for t in before}
+    assert after == before
+    assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+    db.close()
+
+
+def _processes_of(group: int) -> list[int]:
+    """The live processes in process group `group` (from /proc; zombies count as gone)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, _ppid, pgrp = stat.rpartition(")")[2].split()[:3]
+        if int(pgrp) == group and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_kill_9_in_the_middle_leaves_the_database_as_it_was_and_no_process(tmp_path, copy):
+    """A real `xnh sync` of a large file (so its reader process runs) killed with SIGKILL while it writes:
+    within 5 s no process of it is left (the reader dies with its parent), the database is as before,
+    and running again finishes the job."""
+    db_path = tmp_path / "crash.db"
+    db = store.open_db(str(db_path))
+    sync.run(db, "claims", copy("claims.csv"))
+    before = {t: table_count(db, t) for t in ("claims", "claim_history", "sync_runs", "rejected_rows",
+                                              "notifications")}
+    db.close()
+    big = _big_claims(tmp_path / "big.csv", 200_000, bad_every=5000)
+    env = dict(os.environ, XNH_DB=str(db_path))
+    proc = subprocess.Popen([sys.executable, "-m", "xnh", "sync", "claims", str(big), "--no-progress"], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(_processes_of(proc.pid)) < 2:
+        time.sleep(0.01)  # until the reader process runs beside the writer
+    assert proc.poll() is None, "the sync finished before it could be killed: make the file larger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while _processes_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _processes_of(proc.pid)
+    for pid in left:  # don't leave it behind for the next test either
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "the reader process outlived the killed sync"
     db = store.open_db(str(db_path))
     after = {t: table_count(db, t) for t in before}
     assert after == before

@@ -3,12 +3,17 @@ halves take about as long, and the GIL would serialise threads)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 
 from .check import batches
 from .read import SyncError
 
 PARALLEL_MIN_BYTES = 4 << 20  # files this large are read and checked in a second process
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 @contextlib.contextmanager
 def batch_source(rows, kind, positions, path):
@@ -23,7 +28,7 @@ def batch_source(rows, kind, positions, path):
         return
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_reader_process, args=(rows, kind, positions, send), daemon=True)
+    proc = ctx.Process(target=_reader_process, args=(rows, kind, positions, send, receive, os.getpid()), daemon=True)
     proc.start()
     send.close()
     rows.close()  # the child goes on with its own copy of the open file
@@ -36,7 +41,12 @@ def batch_source(rows, kind, positions, path):
         proc.join()
 
 
-def _reader_process(rows, kind, positions, send) -> None:
+def _reader_process(rows, kind, positions, send, receive, parent: int) -> None:
+    """The child: dies with its parent (a killed `xnh sync` leaves no reader behind, blocked on a pipe
+    and holding the database open), and keeps only its own end of the pipe, so that a writer that is
+    gone shows as a broken pipe."""
+    _die_with_parent(parent)
+    receive.close()
     try:
         for batch in batches(rows, kind, positions):
             send.send(("batch", batch))
@@ -47,6 +57,19 @@ def _reader_process(rows, kind, positions, send) -> None:
         send.send(("error", str(e)))
     except Exception as e:  # anything else: report it in one line, the writer rolls back
         send.send(("error", f"{e.__class__.__name__}: {e}"))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere the
+    closed pipe end is what stops the reader."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _from_reader(receive):
