@@ -1,6 +1,7 @@
 """The demo county: loaded into an empty database by `xnh chat` / `xnh serve`, never twice."""
 from click.testing import CliRunner
 
+from tests.conftest import put
 from xnh import demo
 from xnh.cli import cli
 from xnh.store import county
@@ -25,7 +26,7 @@ def test_demo_rows_fit_the_lookups(db):
 
 
 def test_a_database_with_members_is_left_alone(db, tmp_path):
-    db["members"].insert({"member_id": "X-01", "household_id": "X", "name": "测试", "updated_at": ""})
+    put(db, "members", {"member_id": "X-01", "household_id": "X", "name": "测试", "updated_at": ""})
     assert demo.load_if_empty(db) is None
     assert db.execute("select count(*) from claims").fetchone()[0] == 0
 

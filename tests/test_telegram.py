@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.conftest import put
 from xnh.app import create_app
 from xnh.bot import telegram_bot
 from xnh.bot.telegram_bot import TelegramRunner, build_application
@@ -132,16 +133,16 @@ def press(data, uid=USER):
 @pytest.fixture
 def county(db):
     """One household with a registered phone, enrolled this year, with a paid claim."""
-    db["members"].insert_all([
+    put(db, "members", [
         {"member_id": "HH1-01", "household_id": "HH1", "name": "杨树林", "sex": "男", "id_number": "529901195608080011",
          "relation": "户主", "phone": "13800009001", "township": "西河乡", "village": "西河村", "category": "普通"},
         {"member_id": "HH1-02", "household_id": "HH1", "name": "李秀英", "sex": "女", "id_number": "529901195802020028",
          "relation": "配偶", "phone": "", "township": "西河乡", "village": "西河村", "category": "普通"}])
-    db["enrollments"].insert_all([
+    put(db, "enrollments", [
         {"year": 2026, "member_id": m, "household_id": "HH1", "name": n, "phone": "13800009001", "category": "普通",
          "paid_amount": "30.00", "paid_date": "2025-11-03", "status": "已参合"}
         for m, n in (("HH1-01", "杨树林"), ("HH1-02", "李秀英"))])
-    db["claims"].insert({"claim_id": "B1", "member_id": "HH1-02", "household_id": "HH1", "name": "李秀英",
+    put(db, "claims", {"claim_id": "B1", "member_id": "HH1-02", "household_id": "HH1", "name": "李秀英",
                          "visit_type": "住院", "hospital": "县人民医院", "level": "县级", "admitted": "2026-03-02",
                          "discharged": "2026-03-09", "total": "6000.00", "eligible": "6000.00",
                          "reimbursed": "4200.00", "status": "已拨付", "paid_date": "2026-04-10",

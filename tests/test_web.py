@@ -3,6 +3,7 @@
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.conftest import put
 from xnh.app import create_app
 from xnh.server import ServerThread
 
@@ -13,12 +14,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.fixture
 def app(db, tmp_path):
-    db["members"].insert_all([
+    put(db, "members", [
         {"member_id": "HH1-01", "household_id": "HH1", "name": "杨树林", "relation": "户主", "phone": "13800009001"},
         {"member_id": "HH1-02", "household_id": "HH1", "name": "李秀英", "relation": "配偶", "phone": "13800009001"},
         {"member_id": "HH2-01", "household_id": "HH2", "name": "郭德", "relation": "户主", "phone": "13800000001"},
         {"member_id": "HH2-02", "household_id": "HH2", "name": "郭涵", "relation": "女", "phone": ""},
-    ], pk="member_id")
+    ])
     return create_app({"DB_PATH": str(tmp_path / "test.db"), "TWILIO_AUTH_TOKEN": None, "TESTING": True})
 
 

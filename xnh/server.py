@@ -13,6 +13,7 @@ from waitress.server import create_server
 
 from .app import create_app
 from .store import db as store_db
+from .store import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ def _warm_up(app) -> None:
 
     db = store_db.open_db(app.config["DB_PATH"])
     try:
+        queued = outbox.derive_payment_notices(db)  # a sync that crashed after its commit left these
+        if queued:
+            logger.info("payment notices derived from the claim history: %d", queued)
         warm_up(db)
     finally:
         db.close()

@@ -4,6 +4,15 @@
     conn = db.open_db()                      # XNH_DB, WAL on, every migration applied
     with db.message_db(path) as conn: ...    # answer one message: one transaction, one at a time
 
+Two SQLite files: XNH_DB (default xnh.db) holds the service's own state, and beside it
+`county_path(XNH_DB)` (xnh.db → xnh.county.db) holds the synced county data. Every connection opens
+the service file and ATTACHes the county file as `county`; table names are unique across the two, so
+queries name tables without a schema. `xnh sync` writes the county file on its own connection
+(`open_county`), so its long transaction locks only that file; in WAL mode a message reads the county
+data as it was before the import until the import commits, and writes only the service file.
+A message's transaction must therefore not start with BEGIN IMMEDIATE (that takes the write lock of
+every attached file): `begin_write` takes the service file's alone.
+
 Messages are answered one at a time per process, each as one unit of work on one shared connection
 (`message_db`). Everything else (health checks, delivery callbacks, the simulator page) reads and
 writes on the calling thread's own connection (`thread_db`). Those are opened without re-running
@@ -13,10 +22,12 @@ import contextlib
 import os
 import sqlite3
 import threading
+from pathlib import Path
 
 from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
 
-from .schema import migrations
+from .schema import county_migrations, migrations
 
 _local = threading.local()
 # Held while a message is answered (it reads and writes SQLite several times): one writer at a time in
@@ -31,16 +42,66 @@ def db_path() -> str:
     return os.environ.get("XNH_DB", "xnh.db")
 
 
+def county_path(path: str) -> str:
+    """The county data's file beside the service's: xnh.db → xnh.county.db (":memory:" keeps one database)."""
+    if path == ":memory:":
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.county{p.suffix}"))
+
+
 def open_db(path: str | None = None) -> Database:
-    """The database at `path` (default XNH_DB), with WAL on and every migration applied."""
+    """The service database at `path` (default XNH_DB) with the county file attached, WAL on and every
+    migration of both applied (an older single-file database has its county tables moved out)."""
     path = path or db_path()
-    db = Database(memory=True) if path == ":memory:" else Database(path)
-    if path != ":memory:":
-        db.execute("PRAGMA journal_mode=WAL")
+    if path == ":memory:":
+        db = Database(memory=True)
+        _migrate(county_migrations, db)
+        _migrate(migrations, db)
+        return db
+    county = open_county(path)
+    county.close()
+    db = _connect(path)
+    _migrate(migrations, db)
+    return db
+
+
+def open_county(path: str | None = None) -> Database:
+    """A connection to the county file alone (what `xnh sync` writes), its migrations applied."""
+    db = Database(sqlite3.connect(county_path(path or db_path())))
+    db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=5000")
-    migrations.apply(db)
+    _migrate(county_migrations, db)
     return db
+
+
+def county_of(db: Database) -> Database:
+    """A new connection to the county file attached to `db`, or `db` itself when nothing is attached."""
+    for _, name, file in db.execute("PRAGMA database_list").fetchall():
+        if name == "county" and file:
+            return open_county_file(file)
+    return db
+
+
+def open_county_file(file: str) -> Database:
+    db = Database(sqlite3.connect(file))
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+def _migrate(migration_set: Migrations, db: Database) -> None:
+    """Apply what is pending; looking costs only reads, so a locked database is not written to for nothing."""
+    if migration_set.pending(db):
+        migration_set.apply(db)
+
+
+def begin_write(db: Database) -> None:
+    """Begin a transaction holding the service file's write lock (not the county file's, which a sync
+    may hold for a long time: BEGIN IMMEDIATE would wait for it)."""
+    db.conn.execute("BEGIN")
+    db.conn.execute("DELETE FROM main.processed_messages WHERE 0")  # a write to main takes main's lock only
 
 
 def thread_db(path: str) -> Database:
@@ -54,11 +115,16 @@ def thread_db(path: str) -> Database:
 
 
 def _connect(path: str, check_same_thread: bool = True) -> Database:
+    """The service file with the county file attached as `county`."""
     db = Database(sqlite3.connect(path, check_same_thread=check_same_thread))
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=5000")
-    db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # reads map the file instead of copying pages in (~5 % per message)
+    if path != ":memory:":
+        db.conn.execute("ATTACH DATABASE ? AS county", [county_path(path)])
+    for schema in ("main", "county") if path != ":memory:" else ("main",):
+        db.execute(f"PRAGMA {schema}.synchronous=NORMAL")
+        # reads map the file instead of copying pages in (~5 % per message)
+        db.execute(f"PRAGMA {schema}.mmap_size={MMAP_BYTES}")
     return db
 
 

@@ -1,7 +1,16 @@
 """Queue outbound notifications. For now: the payment notice sent when a claim becomes 已拨付.
 
     from xnh.store import outbox
+    outbox.derive_payment_notices(db)          # after a sync: the number queued
     outbox.queue_payment(db, "BC20260000001")   # True when a row was queued
+
+Payment notices are derived from claim_history (county file) into notifications (service file) after
+the import has committed, one transaction: every history row with id above the mark kept in
+`meta.payment_notices_upto` whose status is 已拨付, for a claim still 已拨付; then the mark moves on.
+A crash between the import's commit and this leaves the mark where it was, so the next sync (or
+`xnh serve` starting) derives them: none lost; the unique (kind, ref) index and INSERT OR IGNORE
+make a second derivation queue none twice. A demo database (meta.demo) never queues any: its
+households have real-format phone numbers.
 
 A queued row is `notifications(kind='payment', ref=claim_id, phone, text, status='queued')`; the
 unique (kind, ref) index keeps one per claim. The text is rendered here (templates/sms/payment_notice.txt)
@@ -16,6 +25,7 @@ from .state import stamp
 logger = logging.getLogger(__name__)
 
 KIND = "payment"
+PAID = "已拨付"
 TEMPLATE = "sms/payment_notice.txt"
 
 # the member's own phone, else a phone of the household (the householder's first)
@@ -48,8 +58,8 @@ def payment_text(claim: dict) -> str:
 
 
 def queue_payments_from(db, source: str) -> int:
-    """Queue a payment notice for each paid claim whose id is in table `source` (a trusted name, e.g. a
-    temp table the sync filled) and that has none yet. Claims with no known phone are skipped.
+    """Queue a payment notice for each paid claim whose id is in table `source` (a trusted name or
+    subquery) and that has none yet. Claims with no known phone are skipped.
     Returns the number queued. Runs inside the caller's transaction."""
     cursor = db.conn.execute(_CLAIMS_TO_NOTIFY.format(source=source))
     columns = [d[0] for d in cursor.description]
@@ -64,6 +74,29 @@ def queue_payments_from(db, source: str) -> int:
         if values:
             queued += db.conn.executemany(_INSERT, values).rowcount
     return queued
+
+
+def derive_payment_notices(db) -> int:
+    """Queue the payment notices of the claim history written since the last derivation (see above);
+    commits. Returns the number queued."""
+    if _meta(db, "demo"):
+        return 0
+    upto = int(_meta(db, "payment_notices_upto") or 0)
+    top = db.execute("SELECT coalesce(max(id), 0) FROM claim_history").fetchone()[0]
+    if top <= upto:
+        return 0
+    source = (f"(SELECT DISTINCT claim_id FROM claim_history WHERE id > {int(upto)} AND id <= {int(top)} "
+              f"AND status = '{PAID}')")
+    with db.atomic():
+        queued = queue_payments_from(db, source)
+        db.execute("INSERT INTO meta (name, value) VALUES ('payment_notices_upto', ?) "
+                   "ON CONFLICT (name) DO UPDATE SET value = excluded.value", [str(top)])
+    return queued
+
+
+def _meta(db, name: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE name = ?", [name]).fetchone()
+    return row[0] if row else None
 
 
 def queue_payment(db, claim_id: str) -> bool:

@@ -13,7 +13,8 @@ formats") into the store.
   `rejected_rows` and written to FILE.rejected.csv, and the rest is imported.
 - Upserts by key; a row whose 更新时间 is not newer than the stored one changes nothing, so
   re-importing a file reports 0 changes. Every claim status change goes to `claim_history`; a claim
-  that becomes 已拨付 queues a payment notification (`xnh/store/outbox.py`).
+  that becomes 已拨付 gets a payment notice, derived from that history into the service's database
+  once the import has committed (`xnh/store/outbox.py`).
 - The whole import, its `sync_runs` row included, is one transaction: a crash (kill -9) leaves the
   database as it was, and running again finishes the job.
 
@@ -21,9 +22,9 @@ Speed: rows go to SQLite with `executemany` in one transaction (sqlite-utils' in
 batch and caps batch size; STYLE.md measured 2.3x). When the file is large next to the table (the
 first import of a county), the secondary indexes are dropped and rebuilt inside the same transaction,
 which is several times faster than updating them row by row. Claims into an empty table go in "bulk
-mode" (_Writer): plain INSERTs, history and paid set by one INSERT … SELECT each afterwards, until a
+mode" (write.Writer): plain INSERTs, history by one INSERT … SELECT afterwards, until a
 结算单号 comes twice. Files ≥ 4 MB are read and checked in a forked process; a row made of cells
-already checked in earlier rows takes a fast path (_Checker._claim_known). bench/sync_bench.py
+already checked in earlier rows takes a fast path (check.Checker._claim_known). bench/sync_bench.py
 measures it; bench/SYNC_RESULTS.md has the figures and what was tried.
 
 One module per step: `read.py` (the file, its encoding and header), `check.py` (each row),

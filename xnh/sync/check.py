@@ -21,7 +21,6 @@ ENROLLMENT_STATUSES = frozenset(("已参合", "未缴费", "已退出"))
 CLAIM_STATUSES = frozenset(("已受理", "审核中", "审核通过", "已拨付", "未通过"))
 VISIT_TYPES = frozenset(("住院", "门诊", "住院分娩", "慢性病门诊"))
 SEXES = frozenset(("男", "女", ""))
-PAID = "已拨付"
 
 
 class Bad(Exception):

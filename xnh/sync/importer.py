@@ -7,6 +7,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from ..store import db as store_db
+from ..store import outbox
 from .fork import batch_source
 from .read import COLUMNS, SyncError, open_table
 from .report import Report, Result
@@ -21,14 +23,19 @@ def run(db: Database, kind: str, file, progress: bool = False) -> Result:
     encoding, positions, _, rows = open_table(path, kind)
     result = Result(kind=kind, file=str(path), encoding=encoding)
     report = Report(path)
+    county = store_db.county_of(db)  # the import writes the county file alone, on its own connection
     try:
         with batch_source(rows, kind, positions, path) as batches:
-            import_rows(db, kind, path, batches, result, report, progress)
+            import_rows(county, kind, path, batches, result, report, progress)
     except BaseException:
         report.abandon()
         raise
+    finally:
+        if county is not db:
+            county.close()
     report.finish()
     result.report, result.report_note, result.first_rejected = str(report.path), report.note, report.first
+    result.notifications = outbox.derive_payment_notices(db)  # after the commit: a crash before it loses none
     result.seconds = time.monotonic() - started
     return result
 

@@ -9,9 +9,8 @@ import time
 
 from sqlite_utils import Database
 
-from ..store import outbox
 from ..store.state import stamp
-from .check import PAID, raw_line
+from .check import raw_line
 from .read import estimate_rows
 
 logger = logging.getLogger(__name__)
@@ -56,14 +55,12 @@ _BULK_HISTORY = ("INSERT INTO claim_history (claim_id, old_status, status, chang
                  "SELECT claim_id, NULL, status, updated_at, ? FROM claims ORDER BY rowid")
 
 _TABLES = {"claims": ("claims", "claim_history"), "enrollment": ("enrollments", "members")}
-_PAID_TABLE = "_xnh_sync_paid"
 _COUNTER = "_xnh_sync_updates"
 _TRIGGERS = ("_xnh_sync_claim_ins", "_xnh_sync_claim_upd", "_xnh_sync_claim_member", "_xnh_sync_count")
 
 
 def _install_triggers(db: Database, kind: str, run_id: int) -> None:
-    """Per-connection (TEMP) triggers: the count of updated rows, claim history of updates, the claims that
-    became 已拨付 in this run, and the refusal of a 结算单号 that would move to another member. The trigger
+    """Per-connection (TEMP) triggers: the count of updated rows, claim history of updates, and the refusal of a 结算单号 that would move to another member. The trigger
     for inserted claims comes separately (_install_insert_trigger): bulk mode does without it."""
     _drop_triggers(db)
     table = _TABLES[kind][0]
@@ -73,30 +70,26 @@ def _install_triggers(db: Database, kind: str, run_id: int) -> None:
                f"UPDATE {_COUNTER} SET n = n + 1; END")
     if kind != "claims":
         return
-    db.execute(f"CREATE TEMP TABLE {_PAID_TABLE} (claim_id TEXT PRIMARY KEY)")
     db.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_member BEFORE UPDATE OF member_id ON main.claims
         WHEN old.member_id IS NOT new.member_id BEGIN SELECT RAISE(ABORT, '{_CONFLICT}'); END""")
     db.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_upd AFTER UPDATE OF status ON main.claims
         WHEN old.status IS NOT new.status BEGIN
         INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id)
             VALUES (new.claim_id, old.status, new.status, new.updated_at, {int(run_id)});
-        INSERT OR IGNORE INTO {_PAID_TABLE} (claim_id) SELECT new.claim_id WHERE new.status = '{PAID}';
     END""")
 
 
 def _install_insert_trigger(conn: sqlite3.Connection, run_id: int) -> None:
-    """History and the paid set for each claim inserted, as it is inserted."""
+    """History for each claim inserted, as it is inserted."""
     conn.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_ins AFTER INSERT ON main.claims BEGIN
         INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id)
             VALUES (new.claim_id, NULL, new.status, new.updated_at, {int(run_id)});
-        INSERT OR IGNORE INTO {_PAID_TABLE} (claim_id) SELECT new.claim_id WHERE new.status = '{PAID}';
     END""")
 
 
 def _drop_triggers(db: Database) -> None:
     for name in _TRIGGERS:
         db.execute(f"DROP TRIGGER IF EXISTS temp.{name}")
-    db.execute(f"DROP TABLE IF EXISTS temp.{_PAID_TABLE}")
     db.execute(f"DROP TABLE IF EXISTS temp.{_COUNTER}")
 
 
@@ -157,11 +150,9 @@ def import_rows(db, kind, path, batches, result, report, progress):
                 result.inserted = _count(db, table) - before
                 result.updated = conn.execute(f"SELECT n FROM temp.{_COUNTER}").fetchone()[0]
                 result.unchanged = writer.valid - result.inserted - result.updated
-                if kind == "claims":
-                    result.notifications = outbox.queue_payments_from(db, f"temp.{_PAID_TABLE}")
-                else:
+                if kind == "enrollment":
                     fix_claim_households(db)
-                logger.debug("sync %s: notifications/households after %.1fs", kind, time.monotonic() - t0)
+                    logger.debug("sync %s: households after %.1fs", kind, time.monotonic() - t0)
             finally:
                 _drop_triggers(db)
                 if bar is not None:
@@ -179,8 +170,8 @@ class Writer:
     """Writes checked batches: executemany per batch; rejected rows to the table and the report.
 
     Bulk mode, for claims into an empty table (a county's first import): a plain INSERT without the
-    per-row history trigger (which costs as much as the insert itself); the history rows and the paid set
-    of all inserted claims are written by end_bulk() with one INSERT … SELECT each. The first 结算单号 that
+    per-row history trigger (which costs as much as the insert itself); the history rows
+    of all inserted claims are written by end_bulk() with one INSERT … SELECT. The first 结算单号 that
     comes again in the file ends bulk mode there: from that row on the upsert and its triggers apply, so
     the result is the same as without bulk mode."""
 
@@ -241,14 +232,12 @@ class Writer:
         return len(rows)
 
     def end_bulk(self) -> None:
-        """History and paid set of the claims inserted in bulk mode (the table held nothing else), then the
+        """History of the claims inserted in bulk mode (the table held nothing else), then the
         insert trigger for what follows."""
         if not self.bulk:
             return
         self.bulk = False
         self.conn.execute(_BULK_HISTORY, [self.run_id])
-        self.conn.execute(f"INSERT INTO temp.{_PAID_TABLE} (claim_id) SELECT claim_id FROM claims WHERE status = ?",
-                          [PAID])
         _install_insert_trigger(self.conn, self.run_id)
 
     def reject(self, rejected) -> None:
