@@ -316,4 +316,7 @@ def test_fit_caps_length(n, expect):
 
 def test_healthz(client):
     resp = client.get("/healthz")
-    assert resp.status_code == 200 and resp.get_json() == {"status": "ok"}
+    got = resp.get_json()
+    assert resp.status_code == 200 and got["status"] == "ok"
+    assert got["schema"]["service"].startswith("m0") and got["schema"]["county"].startswith("m0")
+    assert got["last_sync"] is None

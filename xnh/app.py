@@ -5,23 +5,29 @@ runs it on waitress (xnh/server.py); the repository root's app.py exposes it to 
 
 Configuration comes from the environment (../shared/SPEC.md) unless `test_config` overrides it:
 DB_PATH (XNH_DB), TWILIO_AUTH_TOKEN, PUBLIC_URL (XNH_PUBLIC_URL), SECRET_KEY (XNH_SECRET_KEY),
-SIMULATOR (XNH_SIMULATOR: "auto" (default) shows the simulator only while the database holds
-nothing but the demo county, "on"/"off" force it), TELEGRAM_WEBHOOK_SECRET.
+SIMULATOR (XNH_SIMULATOR: "auto" (default) shows the simulator only until county data is synced
+into DB_PATH, "on"/"off" force it), TELEGRAM_WEBHOOK_SECRET; DEMO (default False; `xnh serve` and the
+root app.py set it): answer messages from the demo county's own database until county data is synced
+into DB_PATH.
 
 Connections and the unit of work a message is answered in live in xnh/store/db.py.
 """
 import logging
 import os
 import secrets
+import shutil
+import sqlite3
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 
 from .bot import request_db, sms, telegram_bot, web
 from .store import db as store_db
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
+HEALTH_WAIT_MS = 1000  # a message holds the write lock for milliseconds; longer than this is a fault
+MIN_FREE_BYTES = 1 << 20  # less room than this on the database's disk: writes are about to fail
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -35,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         SIMULATOR=_simulator_mode(os.environ.get("XNH_SIMULATOR", "auto")),
         TELEGRAM_WEBHOOK_SECRET=os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None,
         TELEGRAM_RUNNER=None,  # set by server.serve in webhook mode
+        DEMO=False,
         JSON_AS_ASCII=False,
         MAX_CONTENT_LENGTH=1 << 20,  # Twilio forms, Telegram updates and simulator messages are a few KB
     )
@@ -63,6 +70,21 @@ def _simulator_mode(raw: str) -> bool | str:
 
 
 def healthz():
-    """Liveness and database check for load balancers and monitors."""
-    request_db.get_db().execute("select 1").fetchone()
-    return jsonify(status="ok")
+    """200 only when the database can be written now (its write lock taken in a transaction and rolled
+    back, and room on its disk), with the schema version and the last sync; else 503 with the reason."""
+    path = current_app.config["DB_PATH"]
+    try:
+        db = request_db.get_db()
+        db.execute(f"PRAGMA busy_timeout = {HEALTH_WAIT_MS}")
+        try:
+            store_db.check_writable(db)
+        finally:
+            db.execute("PRAGMA busy_timeout = 5000")
+        if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < MIN_FREE_BYTES:
+            raise OSError(28, "No space left on device")
+        info = store_db.health_info(db)
+    except (sqlite3.Error, OSError) as e:
+        reason = store_db.explain(e, path)
+        logger.warning("healthz: %s", reason)
+        return jsonify(status="error", reason=reason), 503
+    return jsonify(status="ok", **info)

@@ -22,6 +22,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
 
+from .. import demo
 from ..store import db as store_db
 from ..handlers.router import respond
 from ..message import Message
@@ -45,7 +46,7 @@ def inbound():
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     message = Message(text=form.get("Body", ""), sender=phone or "unknown", channel="sms", phone=phone or None)
     try:
-        text = answer(current_app.config["DB_PATH"], sid, message)
+        text = answer(serving_path(), sid, message)
     except sqlite3.OperationalError as e:
         if "locked" not in str(e) and "busy" not in str(e):
             raise
@@ -67,6 +68,12 @@ def status_callback():
     if not record_status(db, sid, status, form.get("ErrorCode") or None):
         logger.info("status %s for unknown message %s", status, sid)
     return Response(status=204)
+
+
+def serving_path() -> str:
+    """DB_PATH, or the demo county's database while DB_PATH holds no county data (with DEMO on)."""
+    path = current_app.config["DB_PATH"]
+    return demo.serving_path(path) if current_app.config["DEMO"] else path
 
 
 def answer(path: str, sid: str, message: Message) -> str:

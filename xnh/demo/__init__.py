@@ -1,14 +1,18 @@
-"""The demo county (示范县): `xnh serve` and `xnh chat` load it into an empty database so that a
-newcomer's first command shows something real.
+"""The demo county (示范县) in its own database, never in the one real exports are synced into.
 
     from xnh import demo
-    from xnh.store import db
-    demo.load_if_empty(db.open_db())   # '60+ households, 377 enrollment rows, 87 claims' or None
+    path = demo.ensure("xnh.db")        # xnh.demo.db (+ xnh.demo.county.db), loaded once
+    demo.serving_path("xnh.db")         # xnh.db once it holds county data, else the demo's
+
+`xnh ask`, `xnh chat` and `xnh serve` answer from it until county data has been synced into the real
+database (XNH_DB); the web simulator always answers from it. A demo database is marked (meta.demo) so
+that no payment notice is ever queued for its households, whose phone numbers have a real format.
 
 The files are xnh/demo/enrollment.csv and claims.csv (copies of ../shared/data/), imported through
 the same code as `xnh sync`, so the rejected-row reports go to a temporary directory, not the package.
 """
 import logging
+import os
 import shutil
 import tempfile
 from importlib import resources
@@ -17,30 +21,53 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .. import sync
+from ..store import db as store_db
 
 logger = logging.getLogger(__name__)
 
 FILES = (("enrollment", "enrollment.csv"), ("claims", "claims.csv"))
 
 
+_READY: set[str] = set()
+
+
+def ensure(real: str) -> str:
+    """The demo database beside `real` (store.db.demo_path), created and loaded when it is not yet."""
+    path = store_db.demo_path(real)
+    if path in _READY:
+        return path
+    db = store_db.open_db(path)
+    try:
+        db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('demo', '1')")
+        db.conn.commit()
+        loaded = load_if_empty(db)
+        if loaded:
+            logger.info("demo database %s: %s", os.path.abspath(path), loaded)
+    finally:
+        db.close()
+    _READY.add(path)
+    return path
+
+
+def serving_path(real: str) -> str:
+    """The database that answers messages: `real` once it holds county data, else the demo's."""
+    return real if store_db.has_county_data(real) else ensure(real)
+
+
+def is_demo(db: Database) -> bool:
+    """True for a demo database (made by ensure)."""
+    row = db.execute("SELECT value FROM meta WHERE name = 'demo'").fetchone()
+    return bool(row and row[0] == "1")
+
+
 def is_empty(db: Database) -> bool:
     return db.execute("SELECT count(*) FROM members").fetchone()[0] == 0
-
-
-DEMO_DIR_PREFIX = "xnh-demo-"
-
-
-def is_demo_only(db: Database) -> bool:
-    """True when every import into the database was the demo county's (or there was none)."""
-    row = db.execute("SELECT count(*) FROM sync_runs WHERE file NOT LIKE ?",
-                     [f"%{DEMO_DIR_PREFIX}%"]).fetchone()
-    return row[0] == 0
 
 
 def load(db: Database) -> str:
     """Import the demo county's enrollment, then its claims; returns a short description."""
     counts = {}
-    with tempfile.TemporaryDirectory(prefix=DEMO_DIR_PREFIX) as tmp:
+    with tempfile.TemporaryDirectory(prefix="xnh-demo-") as tmp:
         for kind, name in FILES:
             source = resources.files("xnh") / "demo" / name
             target = Path(tmp) / name

@@ -22,6 +22,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import urllib.parse
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -48,6 +49,77 @@ def county_path(path: str) -> str:
         return path
     p = Path(path)
     return str(p.with_name(f"{p.stem}.county{p.suffix}"))
+
+
+def demo_path(path: str) -> str:
+    """The demo county's own database beside the real one: xnh.db → xnh.demo.db (and xnh.demo.county.db)."""
+    p = Path(path if path != ":memory:" else "xnh.db")
+    return str(p.with_name(f"{p.stem}.demo{p.suffix}"))
+
+
+_HAS_DATA: set[str] = set()
+
+
+def has_county_data(path: str) -> bool:
+    """True once the county file of `path` holds members or claims (checked read-only: nothing is
+    created). Cached once true: county data is never removed."""
+    if path in _HAS_DATA:
+        return True
+    county = county_path(path)
+    if path == ":memory:" or not os.path.exists(county):
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(county))}?mode=ro", uri=True)
+        try:
+            found = conn.execute("SELECT EXISTS (SELECT 1 FROM members) OR EXISTS (SELECT 1 FROM claims)").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:  # no tables yet, or unreadable: no county data to answer from
+        return False
+    if found:
+        _HAS_DATA.add(path)
+    return bool(found)
+
+
+def check_writable(db: Database) -> None:
+    """Raise sqlite3.Error unless the service file can be written now: takes its write lock in a
+    transaction and rolls back (read-only file, locked database, missing folder)."""
+    begin_write(db)
+    db.conn.rollback()
+
+
+def health_info(db: Database) -> dict:
+    """The schema version (last migration of each file) and the last sync, for GET /healthz."""
+    applied = {name: last for name, last in db.execute(
+        "SELECT migration_set, name FROM _sqlite_migrations AS m WHERE rowid = "
+        "(SELECT max(rowid) FROM _sqlite_migrations WHERE migration_set = m.migration_set)")}
+    if "county" in {row[1] for row in db.execute("PRAGMA database_list")}:
+        applied.update(db.execute(
+            "SELECT migration_set, name FROM county._sqlite_migrations ORDER BY rowid DESC LIMIT 1").fetchall())
+    last = db.execute("SELECT kind, finished_at, inserted, updated, unchanged, rejected FROM sync_runs "
+                      "WHERE status = 'ok' ORDER BY id DESC LIMIT 1").fetchone()
+    keys = ("kind", "finished_at", "inserted", "updated", "unchanged", "rejected")
+    return {"schema": {"service": applied.get("xnh"), "county": applied.get("xnh-county")},
+            "last_sync": dict(zip(keys, last)) if last else None}
+
+
+def explain(error: BaseException, path: str | None = None) -> str:
+    """A one-line reason, in Chinese and English, for an operational fault on the database at `path`."""
+    where = os.path.abspath(path or db_path())
+    text = str(error)
+    errno_ = getattr(error, "errno", None)
+    if "locked" in text or "busy" in text:
+        return f"数据库正被另一个进程占用(同步进行中?) / database is locked by another process: {where}"
+    if "disk is full" in text or errno_ == 28:
+        return f"磁盘已满 / disk full: {where}"
+    if "readonly" in text or "read-only" in text or errno_ in (13, 30):
+        return f"数据库文件只读 / database is read-only: {where}"
+    if "unable to open" in text or errno_ == 2:
+        folder = os.path.dirname(where)
+        if not os.path.isdir(folder):
+            return f"XNH_DB 所在的文件夹不存在 / the folder of XNH_DB does not exist: {folder}"
+        return f"无法打开数据库 / cannot open the database: {where}"
+    return f"数据库错误 / database error ({error.__class__.__name__}: {text}): {where}"
 
 
 def open_db(path: str | None = None) -> Database:

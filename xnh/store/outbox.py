@@ -20,6 +20,7 @@ import logging
 
 from ..privacy import mask_name
 from ..render import env
+from .db import begin_write
 from .state import stamp
 
 logger = logging.getLogger(__name__)
@@ -61,36 +62,53 @@ def queue_payments_from(db, source: str) -> int:
     """Queue a payment notice for each paid claim whose id is in table `source` (a trusted name or
     subquery) and that has none yet. Claims with no known phone are skipped.
     Returns the number queued. Runs inside the caller's transaction."""
+    values = _notices(db, source)
+    return db.conn.executemany(_INSERT, values).rowcount if values else 0
+
+
+def _notices(db, source: str) -> list[tuple]:
+    """The rows to insert into notifications for the paid claims in `source`, texts rendered."""
     cursor = db.conn.execute(_CLAIMS_TO_NOTIFY.format(source=source))
     columns = [d[0] for d in cursor.description]
     now = stamp()
-    queued = 0
-    while batch := cursor.fetchmany(1000):
-        values = []
-        for row in batch:
-            claim = dict(zip(columns, row))
-            if claim["phone"]:
-                values.append((claim["phone"], KIND, claim["claim_id"], payment_text(claim), now))
-        if values:
-            queued += db.conn.executemany(_INSERT, values).rowcount
-    return queued
+    values = []
+    for row in cursor.fetchall():
+        claim = dict(zip(columns, row))
+        if claim["phone"]:
+            values.append((claim["phone"], KIND, claim["claim_id"], payment_text(claim), now))
+    return values
+
+
+DERIVE_CHUNK = 5000  # claim_history ids per transaction: the service's write lock is held for milliseconds
 
 
 def derive_payment_notices(db) -> int:
     """Queue the payment notices of the claim history written since the last derivation (see above);
-    commits. Returns the number queued."""
+    commits. Returns the number queued.
+
+    In chunks of history ids: each chunk's notices are read and rendered first, outside any write
+    transaction, then inserted and the mark moved in one short transaction, so that messages (which
+    need the service file's write lock) never wait behind a million-row import's notices."""
     if _meta(db, "demo"):
         return 0
     upto = int(_meta(db, "payment_notices_upto") or 0)
     top = db.execute("SELECT coalesce(max(id), 0) FROM claim_history").fetchone()[0]
-    if top <= upto:
-        return 0
-    source = (f"(SELECT DISTINCT claim_id FROM claim_history WHERE id > {int(upto)} AND id <= {int(top)} "
-              f"AND status = '{PAID}')")
-    with db.atomic():
-        queued = queue_payments_from(db, source)
-        db.execute("INSERT INTO meta (name, value) VALUES ('payment_notices_upto', ?) "
-                   "ON CONFLICT (name) DO UPDATE SET value = excluded.value", [str(top)])
+    queued = 0
+    while upto < top:
+        end = min(top, upto + DERIVE_CHUNK)
+        values = _notices(db, f"(SELECT DISTINCT claim_id FROM claim_history WHERE id > {int(upto)} "
+                              f"AND id <= {int(end)} AND status = '{PAID}')")
+        begin_write(db)  # the write lock before any read in the transaction (see store.db.begin_write)
+        try:
+            if values:  # INSERT OR IGNORE on (kind, ref): a notice queued since the read is not doubled
+                queued += db.conn.executemany(_INSERT, values).rowcount
+            db.conn.execute("INSERT INTO meta (name, value) VALUES ('payment_notices_upto', ?) "
+                            "ON CONFLICT (name) DO UPDATE SET value = excluded.value", [str(end)])
+        except BaseException:
+            db.conn.rollback()
+            raise
+        db.conn.commit()
+        upto = end
     return queued
 
 

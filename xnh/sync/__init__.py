@@ -32,9 +32,9 @@ One module per step: `read.py` (the file, its encoding and header), `check.py` (
 `fork.py` (reading and checking in a second process) and `importer.py`, which runs them in order.
 """
 from .check import CLAIM_STATUSES, VISIT_TYPES
-from .importer import run
+from .importer import check_readable, run
 from .read import CLAIM_COLUMNS, COLUMNS, ENROLLMENT_COLUMNS, SyncError
 from .report import Result
 
-__all__ = ["run", "SyncError", "Result", "COLUMNS", "CLAIM_COLUMNS", "ENROLLMENT_COLUMNS", "CLAIM_STATUSES",
+__all__ = ["run", "check_readable", "SyncError", "Result", "COLUMNS", "CLAIM_COLUMNS", "ENROLLMENT_COLUMNS", "CLAIM_STATUSES",
            "VISIT_TYPES"]

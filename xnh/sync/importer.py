@@ -14,6 +14,15 @@ from .read import COLUMNS, SyncError, open_table
 from .report import Report, Result
 from .write import import_rows
 
+def check_readable(kind: str, path: Path) -> None:
+    """Raise SyncError when `path` cannot be imported as `kind` (missing, not a table, wrong columns),
+    reading no more than its header: `xnh sync` checks this before it creates any database."""
+    if kind not in COLUMNS:
+        raise SyncError(f"unknown kind {kind!r}: use enrollment or claims")
+    _, _, _, rows = open_table(path, kind)
+    rows.close()
+
+
 def run(db: Database, kind: str, file, progress: bool = False) -> Result:
     """Import `file` (a county export of `kind` 'enrollment' or 'claims') in one transaction."""
     if kind not in COLUMNS:
