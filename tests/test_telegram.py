@@ -278,3 +278,31 @@ def test_webhook_mode_behind_flask(api, county, tmp_path):
         assert not api.called("getUpdates")
     finally:
         runner.stop()
+
+
+@pytest.mark.parametrize("body", [
+    b"[1, 2]",                                            # not an object
+    b'"text"',
+    b"{not json",
+    b'{"update_id": "x", "message": 5}',                  # fields of the wrong type
+    b'{"update_id": 2, "message": {"text": "hi"}}',       # a message without chat, date, sender
+])
+def test_a_malformed_update_with_the_right_secret_is_logged_and_answered_200(api, county, tmp_path, body, caplog):
+    path = str(tmp_path / "test.db")
+    runner = TelegramRunner(build_application(TOKEN, api.url, path, webhook=True),
+                            webhook_url="https://xnh.example.cn/telegram/webhook", secret="s3cret")
+    runner.start()
+    try:
+        app = create_app({"DB_PATH": path, "TELEGRAM_RUNNER": runner, "TELEGRAM_WEBHOOK_SECRET": "s3cret"})
+        client = app.test_client()
+        headers = {"X-Telegram-Bot-Api-Secret-Token": "s3cret", "Content-Type": "application/json"}
+        resp = client.post("/telegram/webhook", data=body, headers=headers)
+        assert resp.status_code == 200
+        assert "malformed Telegram update" in caplog.text or not api.called("sendMessage")
+        # negative row: a good update after it is still processed
+        good = {"update_id": 3, **message("住院花了3000能报多少")}
+        assert client.post("/telegram/webhook", json=good, headers=headers).status_code == 200
+        sent = api.wait_sent(1)
+        assert len(sent) == 1 and "2400" in sent[0]["text"]
+    finally:
+        runner.stop()
