@@ -1,11 +1,11 @@
 """xnh/app.py and the repository root's app.py: GET /healthz says 200 only when the database can be
 written (with the schema version and the last sync), else 503 with the reason; the WSGI entry builds
 the app without side effects beyond the database's migrations."""
-import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -48,7 +48,7 @@ def _read_only(path, monkeypatch):
 
 
 def _disk_full(path, monkeypatch):
-    monkeypatch.setattr(app_module.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10 << 30, 10 << 30, 4096))
+    monkeypatch.setattr(app_module.shutil, "disk_usage", lambda folder: SimpleNamespace(total=10 << 30, used=10 << 30, free=4096))
 
 
 def _nothing(path, monkeypatch):

@@ -38,8 +38,9 @@ def ensure(real: str) -> str:
         return path
     db = store_db.open_db(path)
     try:
-        db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('demo', '1')")
-        db.conn.commit()
+        if not is_demo(db):  # marked before anything is loaded: no notice is derived for its claims
+            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('demo', '1')")
+            db.conn.commit()
         loaded = load_if_empty(db)
         if loaded:
             logger.info("demo database %s: %s", os.path.abspath(path), loaded)

@@ -133,7 +133,7 @@ def open_db(path: str | None = None) -> Database:
         return db
     county = open_county(path)
     county.close()
-    db = _connect(path)
+    db = _connect(path, mmap=False)
     _migrate(migrations, db)
     return db
 
@@ -186,8 +186,10 @@ def thread_db(path: str) -> Database:
     return db
 
 
-def _connect(path: str, check_same_thread: bool = True) -> Database:
-    """The service file with the county file attached as `county`."""
+def _connect(path: str, check_same_thread: bool = True, mmap: bool = True) -> Database:
+    """The service file with the county file attached as `county`. `mmap` for the long-lived connections
+    that answer messages (not for a command's one connection: a sync's notices would map the county file
+    into its resident memory)."""
     db = Database(sqlite3.connect(path, check_same_thread=check_same_thread))
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA busy_timeout=5000")
@@ -195,8 +197,8 @@ def _connect(path: str, check_same_thread: bool = True) -> Database:
         db.conn.execute("ATTACH DATABASE ? AS county", [county_path(path)])
     for schema in ("main", "county") if path != ":memory:" else ("main",):
         db.execute(f"PRAGMA {schema}.synchronous=NORMAL")
-        # reads map the file instead of copying pages in (~5 % per message)
-        db.execute(f"PRAGMA {schema}.mmap_size={MMAP_BYTES}")
+        if mmap:  # reads map the file instead of copying pages in (~5 % per message)
+            db.execute(f"PRAGMA {schema}.mmap_size={MMAP_BYTES}")
     return db
 
 
