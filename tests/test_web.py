@@ -56,7 +56,9 @@ def test_simulate_wants_json_not_a_form(client):
 
 def test_simulator_can_be_switched_off(tmp_path):
     app = create_app({"DB_PATH": str(tmp_path / "t.db"), "SIMULATOR": False})
-    assert app.test_client().get("/").status_code == 404
+    page = app.test_client().get("/")
+    assert page.status_code == 404 and "XNH_SIMULATOR=off" in page.get_data(as_text=True)
+    assert "real county data" not in page.get_data(as_text=True)  # negative: not the reason here
     assert app.test_client().post("/api/simulate", json={"phone": "1380000", "text": "x"}).status_code == 404
 
 

@@ -27,8 +27,9 @@ DEMO_PHONES = 12
 @bp.get("/")
 def page():
     """The simulator page, with the demo households' phones to pick from."""
-    if _off():
-        return Response(f"<!doctype html><meta charset=utf-8><title>模拟器已关闭 / simulator off</title><p>{OFF_TEXT}",
+    off = _off()
+    if off:
+        return Response(f"<!doctype html><meta charset=utf-8><title>模拟器已关闭 / simulator off</title><p>{off}",
                         status=404, mimetype="text/html")
     return render_template("web/simulator.html", phones=demo_phones(store_db.thread_db(_demo_path())))
 
@@ -36,8 +37,9 @@ def page():
 @bp.post("/api/simulate")
 def simulate():
     """{phone, text} → {reply, segments, chars, encoding, intent}."""
-    if _off():
-        return _bad(OFF_TEXT, 404)
+    off = _off()
+    if off:
+        return _bad(off, 404)
     data = request.get_json(silent=True) if request.is_json else None
     if not isinstance(data, dict):
         return _bad("send JSON: {\"phone\": \"13800000001\", \"text\": \"...\"}", 415 if data is None else 400)
@@ -65,22 +67,23 @@ def demo_phones(db, limit: int = DEMO_PHONES) -> list[dict]:
     return [{"phone": phone, "label": label} for phone, label in found.items()]
 
 
-OFF_TEXT = ("模拟器已关闭:这里已导入县里的真实数据,是正式服务,演示用的模拟器(只有示范县的虚构数据)不再开放。"
+SYNCED_TEXT = ("模拟器已关闭:这里已导入县里的真实数据,是正式服务,演示用的模拟器(只有示范县的虚构数据)不再开放。"
             "请用短信或 Telegram 提问。 / The simulator is off: real county data has been synced, so this address "
             "is a live service and no longer shows the demo (fictional 示范县 data only). Ask by SMS or Telegram; "
             "XNH_SIMULATOR=on shows the demo anyway.")
+SWITCHED_OFF_TEXT = "模拟器已关闭(XNH_SIMULATOR=off)。 / The simulator is switched off here (XNH_SIMULATOR=off)."
 
 
 def _demo_path() -> str:
     return demo.ensure(current_app.config["DB_PATH"])
 
 
-def _off() -> bool:
-    """True when the simulator is not served: XNH_SIMULATOR=off, or auto and real county data is synced."""
+def _off() -> str | None:
+    """Why the simulator is not served (XNH_SIMULATOR=off, or auto and real county data is synced), or None."""
     mode = current_app.config["SIMULATOR"]
     if mode == "auto":
-        return store_db.has_county_data(current_app.config["DB_PATH"])
-    return not mode
+        return SYNCED_TEXT if store_db.has_county_data(current_app.config["DB_PATH"]) else None
+    return None if mode else SWITCHED_OFF_TEXT
 
 
 def _bad(why: str, status: int = 400):
