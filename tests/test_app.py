@@ -55,8 +55,16 @@ def _nothing(path, monkeypatch):
     return None
 
 
+def _county_locked(path, monkeypatch):
+    """A sync's long transaction holds the county file: the service file can still be written."""
+    lock = sqlite3.connect(store_db.county_path(path), isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    return lock
+
+
 @pytest.mark.parametrize("fault, status, words", [
-    (_nothing, 200, None),  # negative row: a healthy database
+    (_nothing, 200, None),  # negative rows: a healthy database, and one a sync is writing
+    (_county_locked, 200, None),
     (_locked, 503, "locked"),
     (_read_only, 503, "read-only"),
     (_disk_full, 503, "disk full"),

@@ -125,3 +125,22 @@ def test_notices_survive_a_crash_between_the_import_and_their_derivation(tmp_pat
     assert result.notifications == 0
     assert db.execute("select count(*) from notifications").fetchone()[0] == queued
     db.close()
+
+
+def test_a_split_cut_after_the_copy_is_finished_by_the_next_open(tmp_path):
+    """The copy into the county file committed, the drop from the old file did not (a crash in between):
+    opening again finishes the move, with no row twice."""
+    path = tmp_path / "old.db"
+    _old_single_file(path)
+    county = store_db.open_county(str(path))
+    county.execute("ATTACH DATABASE ? AS old", [str(path)])
+    with county.atomic():
+        for table in schema.COUNTY_TABLES:
+            county.execute(f"INSERT INTO main.{table} SELECT * FROM old.{table}")
+    county.execute("DETACH DATABASE old")
+    county.close()
+    db = store_db.open_db(str(path))
+    assert not set(schema.COUNTY_TABLES) & tables(path)
+    assert db.execute("select count(*) from members").fetchone()[0] == 1
+    assert db.execute("select count(*) from claim_history").fetchone()[0] == 2
+    db.close()

@@ -96,18 +96,25 @@ def m004_delivery_events(db: Database):
     db["delivery_events"].create_index(["provider_sid"])
 
 
-@migrations()
+@migrations(transactional=False)
 def m005_county_data_in_its_own_file(db: Database):
     """Until this version the county data lived in the service's file: move it to the county file
     (attached as `county`). `meta` keeps the last claim_history id whose payment notices were derived
-    (outbox.derive_payment_notices): the history already there had its notices queued by the sync."""
-    db["meta"].create({"name": str, "value": str}, pk="name")
+    (outbox.derive_payment_notices): the history already there had its notices queued by the sync.
+
+    Two transactions, each writing one file (SQLite does not make a transaction over attached WAL files
+    atomic across a crash): copy into the county file and commit, then drop from this file. A crash
+    between the two runs the migration again: the copy ignores rows already there."""
     attached = any(row[1] == "county" for row in db.execute("PRAGMA database_list"))
-    if attached:
-        for table in COUNTY_TABLES:
-            if db.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?", [table]).fetchone():
-                db.execute(f"INSERT OR IGNORE INTO county.{table} SELECT * FROM main.{table}")
-                db.execute(f"DROP TABLE main.{table}")
+    moving = [t for t in COUNTY_TABLES if attached and db.execute(
+        "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?", [t]).fetchone()]
+    with db.atomic():
+        for table in moving:
+            db.execute(f"INSERT OR IGNORE INTO county.{table} SELECT * FROM main.{table}")
+    with db.atomic():
+        for table in moving:
+            db.execute(f"DROP TABLE main.{table}")
         db.execute("DELETE FROM main._sqlite_migrations WHERE migration_set = 'xnh' AND name = 'm001_county_data'")
-    mark = db.execute("SELECT coalesce(max(id), 0) FROM claim_history").fetchone()[0]
-    db.execute("INSERT INTO meta (name, value) VALUES ('payment_notices_upto', ?)", [str(mark)])
+        db.execute("CREATE TABLE IF NOT EXISTS main.meta (name TEXT PRIMARY KEY, value TEXT)")
+        mark = db.execute("SELECT coalesce(max(id), 0) FROM claim_history").fetchone()[0]
+        db.execute("INSERT OR IGNORE INTO main.meta (name, value) VALUES ('payment_notices_upto', ?)", [str(mark)])
