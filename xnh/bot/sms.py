@@ -123,14 +123,14 @@ def xml_safe(text: str) -> str:
 def record_status(db, sid: str, status: str, error_code: str | None) -> bool:
     """Apply a delivery callback to the notification sent as `sid`; False when no such message.
     A late callback never moves a message back (a 'sent' arriving after 'delivered' is kept as history only)."""
-    row = db.execute("select id, status from notifications where provider_sid = ?", [sid]).fetchone()
-    db["delivery_events"].insert({"provider_sid": sid, "status": status, "error_code": error_code,
-                                  "at": time.time(), "notification_id": row[0] if row else None})
+    row = db.conn.execute("select id, status from notifications where provider_sid = ?", [sid]).fetchone()
+    db.conn.execute("insert into delivery_events (provider_sid, status, error_code, at, notification_id) "
+                    "values (?, ?, ?, ?, ?)", [sid, status, error_code, time.time(), row[0] if row else None])
     if row is None:
         return False
     if _STATUS_RANK[status] >= _STATUS_RANK.get((row[1] or "").lower(), -1):
-        db.execute("update notifications set status = ?, error_code = ? where id = ?",
-                   [status, error_code if error_code else None, row[0]])
+        db.conn.execute("update notifications set status = ?, error_code = ? where id = ?",
+                        [status, error_code if error_code else None, row[0]])
     store_db.finish(db)
     return True
 

@@ -57,7 +57,7 @@ def save_state(db: Database, sender: str, state: dict) -> None:
 
 def failed_attempts_today(db: Database, sender: str) -> int:
     since = time.time() - 24 * 3600
-    return db.execute("select count(*) from identity_attempts where sender = ? and at > ? and ok = 0",
+    return db.conn.execute("select count(*) from identity_attempts where sender = ? and at > ? and ok = 0",
                       [sender, since]).fetchone()[0]
 
 
@@ -72,7 +72,7 @@ def verify_sender(db: Database, sender: str, household_id: str) -> None:
 
 
 def verified_household(db: Database, sender: str) -> str | None:
-    row = db.execute("select household_id, until from verified where sender = ?", [sender]).fetchone()
+    row = db.conn.execute("select household_id, until from verified where sender = ?", [sender]).fetchone()
     return row[0] if row and row[1] > time.time() else None
 
 
@@ -84,7 +84,7 @@ def bind(db: Database, sender: str, phone: str, channel: str) -> None:
 
 
 def bound_phone(db: Database, sender: str) -> str | None:
-    row = db.execute("select phone from bindings where sender = ?", [sender]).fetchone()
+    row = db.conn.execute("select phone from bindings where sender = ?", [sender]).fetchone()
     return row[0] if row else None
 
 
