@@ -50,7 +50,7 @@ def inbound():
     except sqlite3.OperationalError as e:
         if "locked" not in str(e) and "busy" not in str(e):
             raise
-        # the database stayed locked past busy_timeout (a long sync): Twilio retries later
+        # the service file stayed locked past busy_timeout (another process writing it): Twilio retries later
         logger.warning("sms %s not answered: %s", mask_phone(phone or "unknown"), e)
         return Response("busy", status=503, headers={"Retry-After": "5"})
     return Response(twiml(text), mimetype="text/xml")
