@@ -268,7 +268,7 @@ wrk: {a.wrk_threads} thread(s), {a.connections} connections, {a.duration} s per 
 - Texts: the turns of ../shared/eval/dev_cases.json (estimates, policy questions, 查参合/查报销, opt-out,
   handoff), picked at random; senders: 30% phones registered in the county sample ({registered} phones), the rest
   unknown numbers. Each request runs the whole path: signature, idempotency claim, respond(), TwiML.
-- /healthz runs `select 1` on the worker thread's database connection.
+- /healthz takes the service file's write lock in a transaction and rolls it back, reads the schema version and the last sync, and checks the free disk space (since issue 11; before, `select 1`).
 - Server CPU per request: user + system time of the `xnh serve` process (/proc) over the run, divided by
   the requests; it does not count wrk, which shares the machine.
 
