@@ -14,7 +14,6 @@ import hmac
 import logging
 import re
 import sqlite3
-import time
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -24,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import demo
 from ..store import db as store_db
+from ..store import outbox, state
 from ..handlers.router import respond
 from ..message import Message
 from ..privacy import mask_phone, normalize_phone
@@ -81,21 +81,18 @@ def answer(path: str, sid: str, message: Message) -> str:
 
     One transaction on the message connection (store.db.message_db: one message at a time per process),
     taken with the service file's write lock first (store.db.begin_write; never the county file's, which
-    a sync holds): look the MessageSid up, answer, keep the reply
-    with it, commit. A retry of the same MessageSid in this process waits for the lock, in another
+    a sync holds): look the MessageSid up, answer, keep the reply with it, commit. A retry of the same MessageSid in this process waits for the lock, in another
     process for SQLite's write lock; either way it then finds the reply. A failure half-way rolls
     everything back, so the retry answers afresh."""
     with store_db.message_db(path) as db:
         if not sid:  # not from Twilio's webhook as such, but answer it all the same
             return _reply_text(message, db)
         store_db.begin_write(db)
-        row = db.conn.execute("select reply from processed_messages where message_sid = ?", [sid]).fetchone()
-        if row and row[0] is not None:
-            return row[0]
+        done = state.processed_reply(db, sid)
+        if done is not None:
+            return done
         text = _reply_text(message, db)
-        db.conn.execute("insert into processed_messages (message_sid, sender, reply, at) values (?, ?, ?, ?) "
-                        "on conflict (message_sid) do update set reply = excluded.reply, at = excluded.at",
-                        [sid, message.sender, text, time.time()])
+        state.remember_reply(db, sid, message.sender, text)
         return text
 
 
@@ -123,16 +120,10 @@ def xml_safe(text: str) -> str:
 def record_status(db, sid: str, status: str, error_code: str | None) -> bool:
     """Apply a delivery callback to the notification sent as `sid`; False when no such message.
     A late callback never moves a message back (a 'sent' arriving after 'delivered' is kept as history only)."""
-    row = db.conn.execute("select id, status from notifications where provider_sid = ?", [sid]).fetchone()
-    db.conn.execute("insert into delivery_events (provider_sid, status, error_code, at, notification_id) "
-                    "values (?, ?, ?, ?, ?)", [sid, status, error_code, time.time(), row[0] if row else None])
-    if row is None:
-        return False
-    if _STATUS_RANK[status] >= _STATUS_RANK.get((row[1] or "").lower(), -1):
-        db.conn.execute("update notifications set status = ?, error_code = ? where id = ?",
-                        [status, error_code if error_code else None, row[0]])
+    found = outbox.record_delivery(db, sid, status, error_code,
+                                   moves_on=lambda old: _STATUS_RANK[status] >= _STATUS_RANK.get(old, -1))
     store_db.finish(db)
-    return True
+    return found
 
 
 def signed_form() -> MultiDict:

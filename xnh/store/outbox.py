@@ -17,6 +17,7 @@ unique (kind, ref) index keeps one per claim. The text is rendered here (templat
 with the patient's name masked; sending it is the worker's job (a later issue).
 """
 import logging
+import time
 
 from ..privacy import mask_name
 from ..render import env
@@ -110,6 +111,21 @@ def derive_payment_notices(db) -> int:
         db.conn.commit()
         upto = end
     return queued
+
+
+def record_delivery(db, provider_sid: str, status: str, error_code: str | None, moves_on) -> bool:
+    """Keep a delivery callback in delivery_events and apply it to the notification sent as
+    `provider_sid` when `moves_on(its current status)` says so; False when no such notification.
+    Runs inside the caller's transaction."""
+    row = db.conn.execute("SELECT id, status FROM notifications WHERE provider_sid = ?", [provider_sid]).fetchone()
+    db.conn.execute("INSERT INTO delivery_events (provider_sid, status, error_code, at, notification_id) "
+                    "VALUES (?, ?, ?, ?, ?)", [provider_sid, status, error_code, time.time(), row[0] if row else None])
+    if row is None:
+        return False
+    if moves_on((row[1] or "").lower()):
+        db.conn.execute("UPDATE notifications SET status = ?, error_code = ? WHERE id = ?",
+                        [status, error_code or None, row[0]])
+    return True
 
 
 def _meta(db, name: str) -> str | None:

@@ -36,6 +36,19 @@ def _upsert(db: Database, table: str, key: str, row: dict) -> None:
                     + ", ".join(f"{c} = excluded.{c}" for c in columns if c != key), list(row.values()))
 
 
+# -- processed Twilio MessageSids (a retry gets the first delivery's reply) --------------------------
+
+def processed_reply(db: Database, sid: str) -> str | None:
+    """The reply already given to MessageSid `sid`, or None."""
+    row = db.conn.execute("select reply from processed_messages where message_sid = ?", [sid]).fetchone()
+    return row[0] if row else None
+
+
+def remember_reply(db: Database, sid: str, sender: str, text: str) -> None:
+    _upsert(db, "processed_messages", "message_sid",
+            {"message_sid": sid, "sender": sender, "reply": text, "at": time.time()})
+
+
 # -- conversation memory ---------------------------------------------------------------------------
 
 def load_state(db: Database, sender: str) -> dict:
