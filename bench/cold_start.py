@@ -16,7 +16,7 @@ import tempfile
 import time
 
 TEXT = "住院花了3000能报多少"
-CODE = f"from xnh.bot.cli import cli; cli(['ask', {TEXT!r}])"
+CODE = f"from xnh.cli import cli; cli(['ask', {TEXT!r}])"
 
 
 def _time(cmd, env, n):

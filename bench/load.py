@@ -44,6 +44,7 @@ from machine import cpu_model
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared"
 TOKEN = "bench-auth-token"
+XNH = [sys.executable, "-m", "xnh"]  # this checkout's xnh (PYTHONPATH set in main)
 PUBLIC = "https://xnh.bench.invalid"
 TEXTS = ["住院花了3000能报多少", "在县医院住院花了6000能报多少", "乡里卫生院住院花了一千八百块", "查参合", "查报销",
          "门诊一年最多报多少", "在外地住院怎么报销", "什么时候交明年的钱", "转诊要什么手续", "人工", "你好",
@@ -103,6 +104,7 @@ def main():
     wrk = _wrk()
     work = Path(tempfile.mkdtemp(prefix="xnh-bench-"))
     env = dict(os.environ, XNH_DB=str(work / "bench.db"), TWILIO_AUTH_TOKEN=TOKEN, XNH_PUBLIC_URL=PUBLIC,
+               PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])),
                XNH_TODAY=os.environ.get("XNH_TODAY", "2026-06-15"))
     env.pop("TELEGRAM_BOT_TOKEN", None)
     phones = _seed(env)
@@ -112,7 +114,7 @@ def main():
     _write_bodies(warm, 20_000, phones, "SMw", texts)
     (work / "sms.lua").write_text(LUA)
     port = _free_port()
-    server = subprocess.Popen(["xnh", "serve", "--port", str(port), "--threads", str(a.threads)], env=env,
+    server = subprocess.Popen(XNH + ["serve", "--port", str(port), "--threads", str(a.threads)], env=env,
                               stdout=open(work / "server.log", "w"), stderr=subprocess.STDOUT,
                               start_new_session=True, preexec_fn=_pinned(server_cpu))
     try:
@@ -155,10 +157,11 @@ def _seed(env) -> list[str]:
     data = SHARED / "data"
     if (data / "enrollment.csv").exists():
         for kind, name in (("enrollment", "enrollment.csv"), ("claims", "claims.csv")):
-            subprocess.run(["xnh", "sync", kind, str(data / name)], env=env, check=True, capture_output=True)
-    if not Path(env["XNH_DB"]).exists():
+            subprocess.run(XNH + ["sync", kind, str(data / name)], env=env, check=True, capture_output=True)
+    county = Path(env["XNH_DB"]).with_name(Path(env["XNH_DB"]).stem + ".county.db")  # store.db.county_path
+    if not county.exists():
         return []
-    with sqlite3.connect(env["XNH_DB"]) as db:
+    with sqlite3.connect(county) as db:
         return [r[0] for r in db.execute("select distinct phone from members where phone != ''")]
 
 
@@ -265,7 +268,7 @@ wrk: {a.wrk_threads} thread(s), {a.connections} connections, {a.duration} s per 
 - Texts: the turns of ../shared/eval/dev_cases.json (estimates, policy questions, 查参合/查报销, opt-out,
   handoff), picked at random; senders: 30% phones registered in the county sample ({registered} phones), the rest
   unknown numbers. Each request runs the whole path: signature, idempotency claim, respond(), TwiML.
-- /healthz runs `select 1` on the worker thread's database connection.
+- /healthz takes the service file's write lock in a transaction and rolls it back, reads the schema version and the last sync, and checks the free disk space (since issue 11; before, `select 1`).
 - Server CPU per request: user + system time of the `xnh serve` process (/proc) over the run, divided by
   the requests; it does not count wrk, which shares the machine.
 

@@ -20,14 +20,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import sync_bench  # noqa: E402
 
-from xnh.bot import county, store  # noqa: E402
+from xnh.store import county  # noqa: E402
+from xnh.store import db as store  # noqa: E402
 
 
 def build(work: Path, rows: int) -> Path:
     data, db_path = work / "claims.csv", work / "lookup.db"
     sync_bench.generate(data, rows)
-    env = dict(os.environ, XNH_DB=str(db_path), XNH_TODAY="2026-12-15")
-    subprocess.run([shutil.which("xnh") or "xnh", "sync", "claims", str(data), "--no-progress"], env=env,
+    env = dict(os.environ, XNH_DB=str(db_path), XNH_TODAY="2026-12-15",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH")])))
+    subprocess.run([sys.executable, "-m", "xnh", "sync", "claims", str(data), "--no-progress"], env=env,
                    check=True, stdout=subprocess.DEVNULL)
     db = store.open_db(str(db_path))
     households = [r[0] for r in db.execute("select distinct household_id from claims")]

@@ -43,7 +43,7 @@ def main():
     os.environ.setdefault("XNH_TODAY", "2026-06-15")
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    from xnh.bot.store import open_db
+    from xnh.store.db import open_db
     from xnh.handlers.router import respond
     from xnh.message import Message
 

@@ -31,7 +31,8 @@ def _serve(port: int, threads: int, env: dict) -> None:
     from flask import Response
 
     from xnh.app import create_app
-    from xnh.bot import server, sms
+    from xnh import server
+    from xnh.bot import sms
 
     app = create_app()
     server._warm_up(app)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from xnh.bot.store import open_db
+from xnh.store.db import open_db
 from xnh.message import Message
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -62,17 +62,25 @@ CLAIMS = [
 ]
 
 
+def put(db, table: str, rows) -> None:
+    """Insert a row (dict) or rows into `table` with plain SQL: sqlite-utils' db[table] looks for the table in
+    the main file only, and the county tables live in the attached county file."""
+    for row in [rows] if isinstance(rows, dict) else rows:
+        db.execute(f"insert into {table} ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
+    db.conn.commit()
+
+
 @pytest.fixture
 def county(db):
     for mid, hh, name, idn, rel, phone, cat in MEMBERS:
         row = {"member_id": mid, "household_id": hh, "name": name, "sex": "", "id_number": idn, "relation": rel,
                "phone": phone, "township": "西河乡", "village": "西河村", "category": cat, "updated_at": "2025-12-30T18:00:00"}
-        db["members"].insert(row)
+        put(db, "members", row)
         paid, date, status = ENROLL[mid]
-        db["enrollments"].insert({**row, "year": 2026, "paid_amount": paid, "paid_date": date, "status": status})
+        put(db, "enrollments", {**row, "year": 2026, "paid_amount": paid, "paid_date": date, "status": status})
     for cid, mid, visit, hosp, level, adm, total, reimb, status, reason, paid in CLAIMS:
         m = next(x for x in MEMBERS if x[0] == mid)
-        db["claims"].insert({"claim_id": cid, "member_id": mid, "household_id": m[1], "name": m[2], "id_number": m[3],
+        put(db, "claims", {"claim_id": cid, "member_id": mid, "household_id": m[1], "name": m[2], "id_number": m[3],
                              "visit_type": visit, "hospital": hosp, "level": level, "admitted": adm, "discharged": adm,
                              "total": total, "eligible": total, "reimbursed": reimb, "status": status,
                              "reject_reason": reason, "paid_date": paid, "paid_channel": "一卡通" if paid else "",

@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xnh import idnumber
-from xnh.bot import store
+from xnh.store import state as store
 from xnh.message import Reply
 from xnh.policy_kb.schemes import all_schemes, scheme_for
 from xnh.render import render
-from tests.conftest import shared_file
+from tests.conftest import put, shared_file
 
 SMS_LIMIT = 134  # two concatenated UCS-2 SMS parts of 67 characters
 SINGLE = {"estimate", "estimate_outpatient", "estimate_not_covered"}
@@ -147,10 +147,10 @@ def test_single_level_sms_fits_134(ask, place, amount, self_pay, words):
 def _member(db, *, category="独生子女户", name="欧阳小明华", born="19500101", phone="13900000001"):
     first17 = "520101" + born + "001"
     number = first17 + idnumber.check_digit(first17)
-    db["members"].insert({"member_id": "M1", "household_id": "H1", "name": name, "sex": "男",
+    put(db, "members", {"member_id": "M1", "household_id": "H1", "name": name, "sex": "男",
                           "id_number": number, "relation": "户主", "phone": phone, "township": "东山镇",
                           "village": "一村", "category": category, "updated_at": "2026-01-01"})
-    db["claims"].insert({"claim_id": "C1", "member_id": "M1", "household_id": "H1", "name": name,
+    put(db, "claims", {"claim_id": "C1", "member_id": "M1", "household_id": "H1", "name": name,
                          "id_number": number, "visit_type": "住院", "hospital": "县医院", "level": "county",
                          "admitted": "2026-02-01", "discharged": "2026-02-10", "total": "60000",
                          "eligible": "60000", "reimbursed": "45678.91", "status": "已拨付",

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from xnh.app import create_app, message_db
+from xnh.app import create_app
 from xnh.bot import segments, sms
+from xnh.store.db import message_db
 
 TOKEN = "test-auth-token"
 URL = "http://localhost/sms"
@@ -163,7 +164,7 @@ def test_a_crash_while_answering_leaves_nothing_and_the_retry_answers(app, clien
     real = sms.respond
 
     def half_way(message, conn):
-        from xnh.bot import store
+        from xnh.store import state as store
 
         store.save_state(conn, message.sender, {"pending": "level", "total": "3000"})
         raise RuntimeError("crash after the first write")
@@ -315,4 +316,31 @@ def test_fit_caps_length(n, expect):
 
 def test_healthz(client):
     resp = client.get("/healthz")
-    assert resp.status_code == 200 and resp.get_json() == {"status": "ok"}
+    got = resp.get_json()
+    assert resp.status_code == 200 and got["status"] == "ok"
+    assert got["schema"]["service"].startswith("m0") and got["schema"]["county"].startswith("m0")
+    assert got["last_sync"] is None
+
+
+def test_with_demo_on_messages_use_the_demo_database_until_real_data_is_synced(tmp_path):
+    """As `xnh serve` runs it: the demo county answers until an export is synced into XNH_DB, then the real
+    data does, from the next message on, without a restart; each database keeps its own MessageSids."""
+    from xnh import sync
+    from xnh.store import db as store_db
+
+    path = str(tmp_path / "real.db")
+    client = create_app({"DB_PATH": path, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_URL": None, "DEMO": True}).test_client()
+    assert "郭*" in reply_of(post(client, form("查参合", sid="SMdemo", frm="+8613800000001")))  # a demo household
+    export = tmp_path / "enrollment.csv"
+    export.write_text("年度,参合证号,户号,姓名,性别,身份证号,与户主关系,联系电话,乡镇,村,人员类别,缴费金额,缴费日期,参合状态,更新时间\n"
+                      "2026,HHX-01,HHX,张三,男,52990119560808001X,户主,13800000001,西河乡,西河村,普通,30.00,2025-11-12,"
+                      "已参合,2025-12-30T18:00:00\n", encoding="utf-8")
+    real = store_db.open_db(path)
+    sync.run(real, "enrollment", export)
+    second = reply_of(post(client, form("查参合", sid="SMreal", frm="+8613800000001")))
+    assert "张*" in second and "郭*" not in second
+    assert [r[0] for r in real.execute("select message_sid from processed_messages")] == ["SMreal"]
+    demo_db = store_db.open_db(store_db.demo_path(path))
+    assert [r[0] for r in demo_db.execute("select message_sid from processed_messages")] == ["SMdemo"]
+    real.close()
+    demo_db.close()

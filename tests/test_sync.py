@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from xnh.bot import store, sync
-from xnh.bot.cli import cli
+from xnh import sync
+from xnh.cli import cli
+from xnh.store import db as store
+from xnh.sync import check, fork, write
 from xnh.idnumber import check_digit
 from tests.conftest import shared_file
 
@@ -273,14 +275,14 @@ def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch,
             claim(结算单号="BC2", 参合证号="HH9000002-01"),  # another member's claim number
             claim(结算单号="BC4", 状态="已拨付", 补偿金额="10.00", 拨付日期="2026-04-02", 更新时间="2026-04-02T09:00:00"),
             claim(结算单号="BC1", 状态="已拨付", 补偿金额="90.00", 拨付日期="2026-04-03", 更新时间="2026-04-03T09:00:00")]
-    monkeypatch.setattr(sync, "BATCH", batch)
+    monkeypatch.setattr(check, "BATCH", batch)
     if reader_process:
-        monkeypatch.setattr(sync, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setattr(fork, "PARALLEL_MIN_BYTES", 0)
     results, snapshots = [], []
     for name in ("bulk", "upsert"):
         if name == "upsert":
-            init = sync._Writer.__init__
-            monkeypatch.setattr(sync._Writer, "__init__", lambda self, *a, bulk: init(self, *a, bulk=False))
+            init = write.Writer.__init__
+            monkeypatch.setattr(write.Writer, "__init__", lambda self, *a, bulk: init(self, *a, bulk=False))
         db = store.open_db(str(tmp_path / f"{name}.db"))
         sync.run(db, "enrollment", write_csv(tmp_path / "e.csv", ENROLLMENT_HEADER, [member()]))
         results.append(counts(sync.run(db, "claims", write_csv(tmp_path / f"{name}.csv", CLAIM_HEADER, rows))))
@@ -342,7 +344,7 @@ def test_payment_notice_uses_a_household_phone_and_is_queued_once(db, tmp_path):
     assert phone == "13800009001"
     assert text == "【新农合】王*3月示范县人民医院住院的补偿款640元已于3月23日拨付到一卡通,请查收。"
     assert "\n" not in text
-    from xnh.bot import notify
+    from xnh.store import outbox as notify
     assert notify.queue_payment(db, "BC9000000001") is False  # already queued
 
 
@@ -420,7 +422,7 @@ def test_cli_summary_and_exit_codes(tmp_path, monkeypatch, copy):
         assert out.exit_code == 2 and words in out.output
     # the installed command, as other programs run it
     env = dict(os.environ, XNH_DB=str(tmp_path / "sub.db"))
-    xnh = [shutil.which("xnh")] if shutil.which("xnh") else [sys.executable, "-c", "from xnh.bot.cli import cli; cli()"]
+    xnh = [sys.executable, "-m", "xnh"]
     ok = subprocess.run([*xnh, "sync", "enrollment", str(copy("enrollment.csv"))],
                         env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
@@ -470,18 +472,20 @@ def _big_claims(path: Path, rows: int, bad_every: int = 0) -> Path:
 
 def test_reader_process_gives_the_same_result(db, tmp_path, monkeypatch):
     path = _big_claims(tmp_path / "big.csv", 12_000, bad_every=1000)
-    monkeypatch.setattr(sync, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(fork, "PARALLEL_MIN_BYTES", 0)
     result = sync.run(db, "claims", path)
     assert counts(result) == (11_988, 0, 0, 12)
     assert table_count(db, "claim_history") == 11_988
     # indexes were dropped for the bulk load and are all back
-    names = {r[0] for r in db.execute("select name from sqlite_master where type = 'index' and sql is not null "
+    names = {r[0] for r in db.execute("select name from county.sqlite_master where type = 'index' and sql is not null "
                                       "and tbl_name in ('claims', 'claim_history')")}
     assert names == {"idx_claims_household_id_admitted", "idx_claims_member_id", "idx_claim_history_claim_id"}
     assert counts(sync.run(db, "claims", path)) == (0, 0, 11_988, 12)
 
 
 def test_kill_9_in_the_middle_leaves_the_database_as_it_was(tmp_path, copy):
+    """The import's commit is cut by SIGKILL (a page cache of CACHE_KIB holds the rows until then): the
+    database is as before and running again finishes the job."""
     db_path = tmp_path / "crash.db"
     db = store.open_db(str(db_path))
     sync.run(db, "claims", copy("claims.csv"))
@@ -490,9 +494,9 @@ def test_kill_9_in_the_middle_leaves_the_database_as_it_was(tmp_path, copy):
     db.close()
     big = _big_claims(tmp_path / "big.csv", 200_000, bad_every=5000)
     env = dict(os.environ, XNH_DB=str(db_path))
-    code = "from xnh.bot import store, sync; sync.run(store.open_db(), 'claims', %r)" % str(big)
+    code = "from xnh import sync; from xnh.store import db; sync.run(db.open_db(), 'claims', %r)" % str(big)
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
-    wal = Path(str(db_path) + "-wal")
+    wal = Path(store.county_path(str(db_path)) + "-wal")  # the import writes the county file
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if wal.exists() and wal.stat().st_size > 2_000_000:  # writing has started
@@ -501,6 +505,57 @@ def test_kill_9_in_the_middle_leaves_the_database_as_it_was(tmp_path, copy):
     assert proc.poll() is None, "the sync finished before it could be killed: make the file larger"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    db = store.open_db(str(db_path))
+    after = {t: table_count(db, t) for t in before}
+    assert after == before
+    assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+    db.close()
+
+
+def _processes_of(group: int) -> list[int]:
+    """The live processes in process group `group` (from /proc; zombies count as gone)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, _ppid, pgrp = stat.rpartition(")")[2].split()[:3]
+        if int(pgrp) == group and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_kill_9_in_the_middle_leaves_the_database_as_it_was_and_no_process(tmp_path, copy):
+    """A real `xnh sync` of a large file (so its reader process runs) killed with SIGKILL while it writes:
+    within 5 s no process of it is left (the reader dies with its parent), the database is as before,
+    and running again finishes the job."""
+    db_path = tmp_path / "crash.db"
+    db = store.open_db(str(db_path))
+    sync.run(db, "claims", copy("claims.csv"))
+    before = {t: table_count(db, t) for t in ("claims", "claim_history", "sync_runs", "rejected_rows",
+                                              "notifications")}
+    db.close()
+    big = _big_claims(tmp_path / "big.csv", 200_000, bad_every=5000)
+    env = dict(os.environ, XNH_DB=str(db_path))
+    proc = subprocess.Popen([sys.executable, "-m", "xnh", "sync", "claims", str(big), "--no-progress"], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(_processes_of(proc.pid)) < 2:
+        time.sleep(0.01)  # until the reader process runs beside the writer
+    assert proc.poll() is None, "the sync finished before it could be killed: make the file larger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while _processes_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _processes_of(proc.pid)
+    for pid in left:  # don't leave it behind for the next test either
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "the reader process outlived the killed sync"
     db = store.open_db(str(db_path))
     after = {t: table_count(db, t) for t in before}
     assert after == before

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.conftest import put
 from xnh.app import create_app
 from xnh.bot import telegram_bot
 from xnh.bot.telegram_bot import TelegramRunner, build_application
@@ -132,16 +133,16 @@ def press(data, uid=USER):
 @pytest.fixture
 def county(db):
     """One household with a registered phone, enrolled this year, with a paid claim."""
-    db["members"].insert_all([
+    put(db, "members", [
         {"member_id": "HH1-01", "household_id": "HH1", "name": "杨树林", "sex": "男", "id_number": "529901195608080011",
          "relation": "户主", "phone": "13800009001", "township": "西河乡", "village": "西河村", "category": "普通"},
         {"member_id": "HH1-02", "household_id": "HH1", "name": "李秀英", "sex": "女", "id_number": "529901195802020028",
          "relation": "配偶", "phone": "", "township": "西河乡", "village": "西河村", "category": "普通"}])
-    db["enrollments"].insert_all([
+    put(db, "enrollments", [
         {"year": 2026, "member_id": m, "household_id": "HH1", "name": n, "phone": "13800009001", "category": "普通",
          "paid_amount": "30.00", "paid_date": "2025-11-03", "status": "已参合"}
         for m, n in (("HH1-01", "杨树林"), ("HH1-02", "李秀英"))])
-    db["claims"].insert({"claim_id": "B1", "member_id": "HH1-02", "household_id": "HH1", "name": "李秀英",
+    put(db, "claims", {"claim_id": "B1", "member_id": "HH1-02", "household_id": "HH1", "name": "李秀英",
                          "visit_type": "住院", "hospital": "县人民医院", "level": "县级", "admitted": "2026-03-02",
                          "discharged": "2026-03-09", "total": "6000.00", "eligible": "6000.00",
                          "reimbursed": "4200.00", "status": "已拨付", "paid_date": "2026-04-10",
@@ -275,5 +276,33 @@ def test_webhook_mode_behind_flask(api, county, tmp_path):
         assert "2400" in api.wait_sent(1)[0]["text"]
         assert api.called("setWebhook")[0]["secret_token"] == "s3cret"
         assert not api.called("getUpdates")
+    finally:
+        runner.stop()
+
+
+@pytest.mark.parametrize("body", [
+    b"[1, 2]",                                            # not an object
+    b'"text"',
+    b"{not json",
+    b'{"update_id": "x", "message": 5}',                  # fields of the wrong type
+    b'{"update_id": 2, "message": {"text": "hi"}}',       # a message without chat, date, sender
+])
+def test_a_malformed_update_with_the_right_secret_is_logged_and_answered_200(api, county, tmp_path, body, caplog):
+    path = str(tmp_path / "test.db")
+    runner = TelegramRunner(build_application(TOKEN, api.url, path, webhook=True),
+                            webhook_url="https://xnh.example.cn/telegram/webhook", secret="s3cret")
+    runner.start()
+    try:
+        app = create_app({"DB_PATH": path, "TELEGRAM_RUNNER": runner, "TELEGRAM_WEBHOOK_SECRET": "s3cret"})
+        client = app.test_client()
+        headers = {"X-Telegram-Bot-Api-Secret-Token": "s3cret", "Content-Type": "application/json"}
+        resp = client.post("/telegram/webhook", data=body, headers=headers)
+        assert resp.status_code == 200
+        assert "malformed Telegram update" in caplog.text or not api.called("sendMessage")
+        # negative row: a good update after it is still processed
+        good = {"update_id": 3, **message("住院花了3000能报多少")}
+        assert client.post("/telegram/webhook", json=good, headers=headers).status_code == 200
+        sent = api.wait_sent(1)
+        assert len(sent) == 1 and "2400" in sent[0]["text"]
     finally:
         runner.stop()

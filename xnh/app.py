@@ -1,65 +1,59 @@
-"""The Flask application: Twilio SMS webhook (/sms, /sms/status), the web simulator (/), the
-optional Telegram webhook and GET /healthz. `xnh serve` runs it on waitress; tests use
-`create_app({"DB_PATH": ...}).test_client()`.
+"""The Flask application: builds the app and registers the channel blueprints (Twilio SMS /sms and
+/sms/status, the web simulator /, the optional Telegram webhook) and GET /healthz. `xnh serve`
+runs it on waitress (xnh/server.py); the repository root's app.py exposes it to WSGI tools; tests use
+`create_app({"DB_PATH": ...}).test_client()`. Only those entry points import this module.
 
 Configuration comes from the environment (../shared/SPEC.md) unless `test_config` overrides it:
 DB_PATH (XNH_DB), TWILIO_AUTH_TOKEN, PUBLIC_URL (XNH_PUBLIC_URL), SECRET_KEY (XNH_SECRET_KEY),
-SIMULATOR (XNH_SIMULATOR: "auto" (default) shows the simulator only while the database holds
-nothing but the demo county, "on"/"off" force it), TELEGRAM_WEBHOOK_SECRET.
+SIMULATOR (XNH_SIMULATOR: "auto" (default) shows the simulator only until county data is synced
+into DB_PATH, "on"/"off" force it), TELEGRAM_WEBHOOK_SECRET; DEMO (default False; `xnh serve` and the
+root app.py set it): answer messages from the demo county's own database until county data is synced
+into DB_PATH.
 
-Messages are answered one at a time per process, each as one unit of work on one shared connection
-(`message_db`). Everything else (health checks, delivery callbacks, the simulator page) reads and
-writes on the worker thread's own connection (`thread_db`). Connections are opened without re-running
-the migrations, which `create_app` applies once.
+Connections and the unit of work a message is answered in live in xnh/store/db.py.
 """
-import contextlib
 import logging
 import os
 import secrets
+import shutil
 import sqlite3
-import threading
 from pathlib import Path
 
-from flask import Flask, current_app, g, jsonify
-from sqlite_utils import Database
+from flask import Flask, current_app, jsonify
 
-from .bot import store
+from .bot import request_db, sms, telegram_bot, web
+from .store import db as store_db
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
-_local = threading.local()
-# Held while a message is answered (it reads and writes SQLite several times): one writer at a time in
-# this process, so threads queue on a Python lock instead of sleeping in SQLite's busy handler.
-WRITES = threading.RLock()
-_message_dbs: dict[str, Database] = {}
-MMAP_BYTES = 256 << 20
+HEALTH_WAIT_MS = 1000  # a message holds the write lock for milliseconds; longer than this is a fault
+MIN_FREE_BYTES = 1 << 20  # less room than this on the database's disk: writes are about to fail
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """The application, configured from the environment, then from `test_config`."""
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.from_mapping(
-        DB_PATH=store.db_path(),
+        DB_PATH=store_db.db_path(),
         TWILIO_AUTH_TOKEN=os.environ.get("TWILIO_AUTH_TOKEN") or None,
         PUBLIC_URL=os.environ.get("XNH_PUBLIC_URL") or None,
         SECRET_KEY=os.environ.get("XNH_SECRET_KEY") or secrets.token_hex(32),
         SIMULATOR=_simulator_mode(os.environ.get("XNH_SIMULATOR", "auto")),
         TELEGRAM_WEBHOOK_SECRET=os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None,
         TELEGRAM_RUNNER=None,  # set by server.serve in webhook mode
+        DEMO=False,
         JSON_AS_ASCII=False,
         MAX_CONTENT_LENGTH=1 << 20,  # Twilio forms, Telegram updates and simulator messages are a few KB
     )
     if test_config:
         app.config.update(test_config)
-    store.open_db(app.config["DB_PATH"]).close()  # migrations, once, before any worker thread
-
-    from .bot import sms, telegram_bot, web
+    store_db.open_db(app.config["DB_PATH"]).close()  # migrations, once, before any worker thread
 
     app.register_blueprint(sms.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(telegram_bot.webhook_bp)
     app.add_url_rule("/healthz", "healthz", healthz)
-    app.teardown_request(_finish_transaction)
+    app.teardown_request(request_db.finish_request)
     if not app.config["TWILIO_AUTH_TOKEN"]:
         logger.warning("TWILIO_AUTH_TOKEN is not set: POST /sms and /sms/status refuse every request (403)")
     return app
@@ -76,65 +70,21 @@ def _simulator_mode(raw: str) -> bool | str:
 
 
 def healthz():
-    """Liveness and database check for load balancers and monitors."""
-    get_db().execute("select 1").fetchone()
-    return jsonify(status="ok")
-
-
-def get_db() -> Database:
-    """This request's database: the worker thread's own connection."""
-    if "xnh_db" not in g:
-        g.xnh_db = thread_db(current_app.config["DB_PATH"])
-    return g.xnh_db
-
-
-def thread_db(path: str) -> Database:
-    """A connection to `path` owned by the calling thread, opened once per thread and kept.
-    The migrations must already have been applied (`store.open_db`)."""
-    cache = _local.__dict__.setdefault("dbs", {})
-    db = cache.get(path)
-    if db is None:
-        db = cache[path] = _connect(path)
-    return db
-
-
-def _connect(path: str, check_same_thread: bool = True) -> Database:
-    db = Database(sqlite3.connect(path, check_same_thread=check_same_thread))
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=5000")
-    db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # reads map the file instead of copying pages in (~5 % per message)
-    return db
-
-
-@contextlib.contextmanager
-def message_db(path: str):
-    """`with message_db(path) as db:` answer one message: holds WRITES, yields the process's message
-    connection, commits when the block ends (rolls back when it raises).
-
-    Every channel answers through it, so "one message at a time, all of it or nothing" is defined here
-    once. One connection for all messages rather than one per worker thread keeps its page cache warm:
-    in WAL mode a commit on one connection empties the page cache of every other connection to the
-    file (on this machine the gain was within the noise of bench/load.py)."""
-    with WRITES:
-        db = _message_dbs.get(path)
-        if db is None:
-            db = _message_dbs[path] = _connect(path, check_same_thread=False)  # used under WRITES only
+    """200 only when the database can be written now (its write lock taken in a transaction and rolled
+    back, and room on its disk), with the schema version and the last sync; else 503 with the reason."""
+    path = current_app.config["DB_PATH"]
+    try:
+        db = request_db.get_db()
+        db.execute(f"PRAGMA busy_timeout = {HEALTH_WAIT_MS}")
         try:
-            yield db
-        except BaseException:
-            finish(db, failed=True)
-            raise
-        finish(db)
-
-
-def finish(db: Database, failed: bool = False) -> None:
-    """Commit (or roll back) whatever a unit of work left open, so no thread keeps the write lock."""
-    if db.conn.in_transaction:
-        (db.conn.rollback if failed else db.conn.commit)()
-
-
-def _finish_transaction(exc):
-    db = g.pop("xnh_db", None)
-    if db is not None:
-        finish(db, failed=exc is not None)
+            store_db.check_writable(db)
+        finally:
+            db.execute("PRAGMA busy_timeout = 5000")
+        if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < MIN_FREE_BYTES:
+            raise OSError(28, "No space left on device")
+        info = store_db.health_info(db)
+    except (sqlite3.Error, OSError) as e:
+        reason = store_db.explain(e, path)
+        logger.warning("healthz: %s", reason)
+        return jsonify(status="error", reason=reason), 503
+    return jsonify(status="ok", **info)

@@ -1,10 +1,12 @@
 """Resident ID numbers (GB 11643-1999): check digit, birth date, age."""
 import datetime as dt
 import re
+from operator import mul
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 PATTERN = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+_NUMBER = re.compile(r"\d{17}[\dX]")
 
 
 class BadID(ValueError):
@@ -15,12 +17,19 @@ def check_digit(first17: str) -> str:
     return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS)) % 11]
 
 
+def check_digit_ok(number: str) -> bool:
+    """True when `number` (upper case) is 17 digits and their check digit. Fast enough for a million rows
+    of an import: the weighted sum runs over ASCII codes, so 48 × sum(weights) = 4800 is taken off."""
+    return (_NUMBER.fullmatch(number) is not None
+            and _CHECK[(sum(map(mul, number[:17].encode(), _WEIGHTS)) - 4800) % 11] == number[17])
+
+
 def birth_date(number: str) -> dt.date:
     """The birth date in digits 7–14; raises BadID when the number is not valid."""
     number = (number or "").strip().upper()
-    if not re.fullmatch(r"\d{17}[\dX]", number):
+    if not _NUMBER.fullmatch(number):
         raise BadID("身份证号应为18位")
-    if check_digit(number[:17]) != number[17]:
+    if not check_digit_ok(number):
         raise BadID("身份证号校验位不对")
     try:
         born = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))

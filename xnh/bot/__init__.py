@@ -1,1 +1,3 @@
-"""Channels and plumbing: the store, county-export sync, Twilio SMS, Telegram, the CLI."""
+"""Channel adapters only: Twilio SMS (`sms.py`), Telegram (`telegram_bot.py`), the web simulator
+(`web.py`), SMS part counting (`segments.py`) and the request's database connection (`request_db.py`).
+Each one verifies, decodes, builds a Message, calls `respond()` and encodes the Reply."""

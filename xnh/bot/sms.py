@@ -14,7 +14,6 @@ import hmac
 import logging
 import re
 import sqlite3
-import time
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -22,11 +21,13 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
 
-from .. import app as app_mod
+from .. import demo
+from ..store import db as store_db
+from ..store import outbox, state
 from ..handlers.router import respond
 from ..message import Message
 from ..privacy import mask_phone, normalize_phone
-from . import segments
+from . import request_db, segments
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__)
@@ -45,11 +46,11 @@ def inbound():
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     message = Message(text=form.get("Body", ""), sender=phone or "unknown", channel="sms", phone=phone or None)
     try:
-        text = answer(current_app.config["DB_PATH"], sid, message)
+        text = answer(serving_path(), sid, message)
     except sqlite3.OperationalError as e:
         if "locked" not in str(e) and "busy" not in str(e):
             raise
-        # the database stayed locked past busy_timeout (a long sync): Twilio retries later
+        # the service file stayed locked past busy_timeout (another process writing it): Twilio retries later
         logger.warning("sms %s not answered: %s", mask_phone(phone or "unknown"), e)
         return Response("busy", status=503, headers={"Retry-After": "5"})
     return Response(twiml(text), mimetype="text/xml")
@@ -63,31 +64,35 @@ def status_callback():
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if not sid or status not in _STATUS_RANK:
         abort(400)
-    db = app_mod.get_db()
+    db = request_db.get_db()
     if not record_status(db, sid, status, form.get("ErrorCode") or None):
         logger.info("status %s for unknown message %s", status, sid)
     return Response(status=204)
 
 
+def serving_path() -> str:
+    """DB_PATH, or the demo county's database while DB_PATH holds no county data (with DEMO on)."""
+    path = current_app.config["DB_PATH"]
+    return demo.serving_path(path) if current_app.config["DEMO"] else path
+
+
 def answer(path: str, sid: str, message: Message) -> str:
     """The reply text for one inbound message, computed once per MessageSid.
 
-    One transaction on the message connection (app.message_db: one message at a time per process),
-    taken with the write lock first (BEGIN IMMEDIATE): look the MessageSid up, answer, keep the reply
-    with it, commit. A retry of the same MessageSid in this process waits for the lock, in another
+    One transaction on the message connection (store.db.message_db: one message at a time per process),
+    taken with the service file's write lock first (store.db.begin_write; never the county file's, which
+    a sync holds): look the MessageSid up, answer, keep the reply with it, commit. A retry of the same MessageSid in this process waits for the lock, in another
     process for SQLite's write lock; either way it then finds the reply. A failure half-way rolls
     everything back, so the retry answers afresh."""
-    with app_mod.message_db(path) as db:
+    with store_db.message_db(path) as db:
         if not sid:  # not from Twilio's webhook as such, but answer it all the same
             return _reply_text(message, db)
-        db.conn.execute("BEGIN IMMEDIATE")
-        row = db.conn.execute("select reply from processed_messages where message_sid = ?", [sid]).fetchone()
-        if row and row[0] is not None:
-            return row[0]
+        store_db.begin_write(db)
+        done = state.processed_reply(db, sid)
+        if done is not None:
+            return done
         text = _reply_text(message, db)
-        db.conn.execute("insert into processed_messages (message_sid, sender, reply, at) values (?, ?, ?, ?) "
-                        "on conflict (message_sid) do update set reply = excluded.reply, at = excluded.at",
-                        [sid, message.sender, text, time.time()])
+        state.remember_reply(db, sid, message.sender, text)
         return text
 
 
@@ -115,16 +120,10 @@ def xml_safe(text: str) -> str:
 def record_status(db, sid: str, status: str, error_code: str | None) -> bool:
     """Apply a delivery callback to the notification sent as `sid`; False when no such message.
     A late callback never moves a message back (a 'sent' arriving after 'delivered' is kept as history only)."""
-    row = db.execute("select id, status from notifications where provider_sid = ?", [sid]).fetchone()
-    db["delivery_events"].insert({"provider_sid": sid, "status": status, "error_code": error_code,
-                                  "at": time.time(), "notification_id": row[0] if row else None})
-    if row is None:
-        return False
-    if _STATUS_RANK[status] >= _STATUS_RANK.get((row[1] or "").lower(), -1):
-        db.execute("update notifications set status = ?, error_code = ? where id = ?",
-                   [status, error_code if error_code else None, row[0]])
-    app_mod.finish(db)
-    return True
+    found = outbox.record_delivery(db, sid, status, error_code,
+                                   moves_on=lambda old: _STATUS_RANK[status] >= _STATUS_RANK.get(old, -1))
+    store_db.finish(db)
+    return found
 
 
 def signed_form() -> MultiDict:
@@ -145,7 +144,7 @@ def signed_form() -> MultiDict:
 def _posted_form() -> MultiDict:
     """Twilio's application/x-www-form-urlencoded body (a few hundred bytes), parsed straight from the
     body: werkzeug's general form parser (multipart, streaming) costs ~40 µs more per request.
-    The body size is capped by MAX_CONTENT_LENGTH (app.py)."""
+    The body size is capped by MAX_CONTENT_LENGTH (xnh/app.py)."""
     body = request.get_data(cache=False, parse_form_data=False).decode("latin-1")
     return MultiDict(parse_qsl(body, keep_blank_values=True, encoding="utf-8", errors="replace"))
 

@@ -30,7 +30,10 @@ from .. import render
 from ..handlers.router import respond
 from ..message import Message, Reply
 from ..privacy import mask_phone, normalize_phone
-from . import segments, store
+from .. import demo
+from ..store import db as store_db
+from ..store import state as store
+from . import segments
 
 logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -52,8 +55,10 @@ def words(name: str, **data) -> str:
 
 
 def build_application(token: str, base_url: str | None = None, db_path: str | None = None, *,
-                      webhook: bool = False, rate_limit: bool = True) -> Application:
-    """The PTB Application with every handler, talking to `base_url` (default TELEGRAM_API_URL)."""
+                      webhook: bool = False, rate_limit: bool = True, demo_until_synced: bool = False) -> Application:
+    """The PTB Application with every handler, talking to `base_url` (default TELEGRAM_API_URL). With
+    `demo_until_synced` (xnh serve), it answers from the demo county's database until county data is
+    synced into `db_path`."""
     base_url = base_url or os.environ.get("TELEGRAM_API_URL") or DEFAULT_API_URL
     builder = (ApplicationBuilder().token(token).base_url(base_url).base_file_url(_file_url(base_url))
                .post_init(_post_init))
@@ -62,7 +67,8 @@ def build_application(token: str, base_url: str | None = None, db_path: str | No
     if webhook:
         builder = builder.updater(None)
     app = builder.build()
-    app.bot_data["db_path"] = db_path or store.db_path()
+    app.bot_data["db_path"] = db_path or store_db.db_path()
+    app.bot_data["demo"] = demo_until_synced
     app.add_handler(CommandHandler("start", on_start, filters=PRIVATE))
     app.add_handler(CommandHandler("help", on_help, filters=PRIVATE))
     app.add_handler(CallbackQueryHandler(on_menu, pattern=f"^({'|'.join(key for _, key in MENU)})$"))
@@ -152,14 +158,15 @@ def _bound_phone(db, sender: str):
 
 async def _run_db(context: ContextTypes.DEFAULT_TYPE, fn, *args):
     """Run fn(db, *args) in a worker thread as one unit of work on the message connection, as the SMS
-    webhook answers (app.message_db: one at a time, committed after, rolled back if it raises)."""
-    return await asyncio.to_thread(_with_db, context.bot_data["db_path"], fn, *args)
+    webhook answers (store.db.message_db: one at a time, committed after, rolled back if it raises)."""
+    path = context.bot_data["db_path"]
+    if context.bot_data.get("demo"):
+        path = await asyncio.to_thread(demo.serving_path, path)
+    return await asyncio.to_thread(_with_db, path, fn, *args)
 
 
 def _with_db(path: str, fn, *args):
-    from ..app import message_db
-
-    with message_db(path) as db:
+    with store_db.message_db(path) as db:
         return fn(db, *args)
 
 
@@ -276,7 +283,10 @@ def webhook():
     if not hmac.compare_digest(given.encode(), secret.encode()):
         abort(403)
     data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        abort(400)
-    runner.feed(data)
+    try:
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        runner.feed(data)
+    except Exception as e:  # noqa: BLE001 - a malformed update must not make Telegram retry it forever
+        logger.warning("malformed Telegram update ignored: %s: %s", e.__class__.__name__, e)
     return "", 200

@@ -8,13 +8,14 @@ holds nothing but the demo county; a real `xnh sync` turns it off. XNH_SIMULATOR
 """
 import logging
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from .. import app as app_mod
+from .. import demo
+from ..store import db as store_db
 from ..handlers.router import respond
 from ..message import Message
 from ..privacy import mask_name, normalize_phone
-from . import demo, segments
+from . import segments
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("web", __name__)
@@ -26,14 +27,19 @@ DEMO_PHONES = 12
 @bp.get("/")
 def page():
     """The simulator page, with the demo households' phones to pick from."""
-    _require_enabled()
-    return render_template("web/simulator.html", phones=demo_phones(app_mod.get_db()))
+    off = _off()
+    if off:
+        return Response(f"<!doctype html><meta charset=utf-8><title>模拟器已关闭 / simulator off</title><p>{off}",
+                        status=404, mimetype="text/html")
+    return render_template("web/simulator.html", phones=demo_phones(store_db.thread_db(_demo_path())))
 
 
 @bp.post("/api/simulate")
 def simulate():
     """{phone, text} → {reply, segments, chars, encoding, intent}."""
-    _require_enabled()
+    off = _off()
+    if off:
+        return _bad(off, 404)
     data = request.get_json(silent=True) if request.is_json else None
     if not isinstance(data, dict):
         return _bad("send JSON: {\"phone\": \"13800000001\", \"text\": \"...\"}", 415 if data is None else 400)
@@ -42,7 +48,7 @@ def simulate():
         return _bad("phone must be 5 to 15 digits")
     if not isinstance(text, str) or len(text) > MAX_TEXT:
         return _bad(f"text must be a string of at most {MAX_TEXT} characters")
-    with app_mod.message_db(current_app.config["DB_PATH"]) as db:  # as the SMS webhook answers
+    with store_db.message_db(_demo_path()) as db:  # as the SMS webhook answers, from the demo database
         reply = respond(Message(text=text, sender=phone, channel="web", phone=phone), db)
     words = segments.fit(reply.text)
     parts = segments.count(words)
@@ -61,14 +67,23 @@ def demo_phones(db, limit: int = DEMO_PHONES) -> list[dict]:
     return [{"phone": phone, "label": label} for phone, label in found.items()]
 
 
-def _require_enabled():
-    """The simulator answers as whatever phone is typed in: with real county data that would show
-    anyone's claims, so in "auto" mode it exists only while the database is the demo county."""
+SYNCED_TEXT = ("模拟器已关闭:这里已导入县里的真实数据,是正式服务,演示用的模拟器(只有示范县的虚构数据)不再开放。"
+            "请用短信或 Telegram 提问。 / The simulator is off: real county data has been synced, so this address "
+            "is a live service and no longer shows the demo (fictional 示范县 data only). Ask by SMS or Telegram; "
+            "XNH_SIMULATOR=on shows the demo anyway.")
+SWITCHED_OFF_TEXT = "模拟器已关闭(XNH_SIMULATOR=off)。 / The simulator is switched off here (XNH_SIMULATOR=off)."
+
+
+def _demo_path() -> str:
+    return demo.ensure(current_app.config["DB_PATH"])
+
+
+def _off() -> str | None:
+    """Why the simulator is not served (XNH_SIMULATOR=off, or auto and real county data is synced), or None."""
     mode = current_app.config["SIMULATOR"]
     if mode == "auto":
-        mode = demo.is_demo_only(app_mod.get_db())
-    if not mode:
-        abort(404)
+        return SYNCED_TEXT if store_db.has_county_data(current_app.config["DB_PATH"]) else None
+    return None if mode else SWITCHED_OFF_TEXT
 
 
 def _bad(why: str, status: int = 400):

@@ -6,7 +6,8 @@ from functools import cached_property
 
 from sqlite_utils import Database
 
-from ..bot import county, store
+from ..store import county
+from ..store import state as store
 from ..message import Message
 from ..privacy import normalize_phone
 

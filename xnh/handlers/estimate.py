@@ -4,7 +4,7 @@ import re
 from decimal import Decimal
 
 from .. import idnumber
-from ..bot import county
+from ..store import county
 from ..message import Reply
 from ..money import to_money
 from ..policy_kb import estimator

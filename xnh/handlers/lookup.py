@@ -5,7 +5,8 @@ from decimal import Decimal
 from functools import cache
 
 from .. import idnumber
-from ..bot import county, store
+from ..store import county
+from ..store import state as store
 from ..message import Reply
 from ..policy_kb.loader import KB_DIR, read_toml
 from ..policy_kb.schemes import scheme_for

@@ -4,7 +4,7 @@ plain decline for schemes this service does not handle, and a handoff ticket for
 real question fits nothing (at most MAX_OPEN_TICKETS open per sender; a repeat joins the open one)."""
 import re
 
-from ..bot import store
+from ..store import state as store
 from ..message import Reply
 from ..policy_kb import qa, understand
 from .context import Context

@@ -23,7 +23,7 @@ import re
 from sqlite_utils import Database
 
 from .. import clock
-from ..bot import store
+from ..store import state as store
 from ..message import Message, Reply
 from ..policy_kb import concepts, understand
 from ..render import render

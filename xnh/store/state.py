@@ -1,39 +1,21 @@
-"""Open the SQLite database (WAL, migrations applied) and the small reads and writes of per-sender
-state: conversation memory, identity attempts, verified sessions, bindings, subscriptions, handoff
-tickets and the audit log. The SMS webhook keeps its processed MessageSids itself (bot/sms.py);
-county data reads live in `county.py`.
+"""The small reads and writes of per-sender state: conversation memory, identity attempts, verified
+sessions, bindings, subscriptions, handoff tickets and the audit log. The SMS webhook keeps its
+processed MessageSids itself (bot/sms.py); county data reads live in `county.py`, connections in `db.py`.
 
 The writes here do not commit: they run inside the caller's transaction, so everything one message
-changes is committed once, by the channel adapter that handled it (`app.message_db` for SMS, the web
+changes is committed once, by the channel adapter that handled it (`store.db.message_db` for SMS, the web
 simulator and Telegram; the CLI commits itself), or not at all.
 """
 import json
-import os
 import time
 
 from sqlite_utils import Database
 
 from .. import clock
-from .schema import migrations
+
 
 STATE_TTL = 30 * 60  # conversation memory expires after 30 minutes of silence (real clock)
 VERIFIED_TTL = 30 * 60
-
-
-def db_path() -> str:
-    return os.environ.get("XNH_DB", "xnh.db")
-
-
-def open_db(path: str | None = None) -> Database:
-    """The database at `path` (default XNH_DB), with WAL on and every migration applied."""
-    path = path or db_path()
-    db = Database(memory=True) if path == ":memory:" else Database(path)
-    if path != ":memory:":
-        db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=5000")
-    migrations.apply(db)
-    return db
 
 
 def stamp() -> str:
@@ -42,14 +24,6 @@ def stamp() -> str:
 
 
 # -- plain SQL on the message path ----------------------------------------------------------------
-
-def rows(db: Database, sql: str, params=()) -> list[dict]:
-    """The rows of a SELECT as dicts. Every message runs several reads: this skips what sqlite-utils 4's
-    `query()` adds to each (a SAVEPOINT and RELEASE around it, and its keyword checks)."""
-    cursor = db.conn.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor]
-
 
 # Writes run while a message is answered: plain SQL, because sqlite-utils' insert/upsert inspect the
 # table's schema on every call (and commit).
@@ -60,6 +34,19 @@ def _upsert(db: Database, table: str, key: str, row: dict) -> None:
     db.conn.execute(f"insert into {table} ({', '.join(columns)}) values ({', '.join('?' * len(columns))}) "
                     f"on conflict ({key}) do update set "
                     + ", ".join(f"{c} = excluded.{c}" for c in columns if c != key), list(row.values()))
+
+
+# -- processed Twilio MessageSids (a retry gets the first delivery's reply) --------------------------
+
+def processed_reply(db: Database, sid: str) -> str | None:
+    """The reply already given to MessageSid `sid`, or None."""
+    row = db.conn.execute("select reply from processed_messages where message_sid = ?", [sid]).fetchone()
+    return row[0] if row else None
+
+
+def remember_reply(db: Database, sid: str, sender: str, text: str) -> None:
+    _upsert(db, "processed_messages", "message_sid",
+            {"message_sid": sid, "sender": sender, "reply": text, "at": time.time()})
 
 
 # -- conversation memory ---------------------------------------------------------------------------
@@ -83,7 +70,7 @@ def save_state(db: Database, sender: str, state: dict) -> None:
 
 def failed_attempts_today(db: Database, sender: str) -> int:
     since = time.time() - 24 * 3600
-    return db.execute("select count(*) from identity_attempts where sender = ? and at > ? and ok = 0",
+    return db.conn.execute("select count(*) from identity_attempts where sender = ? and at > ? and ok = 0",
                       [sender, since]).fetchone()[0]
 
 
@@ -98,7 +85,7 @@ def verify_sender(db: Database, sender: str, household_id: str) -> None:
 
 
 def verified_household(db: Database, sender: str) -> str | None:
-    row = db.execute("select household_id, until from verified where sender = ?", [sender]).fetchone()
+    row = db.conn.execute("select household_id, until from verified where sender = ?", [sender]).fetchone()
     return row[0] if row and row[1] > time.time() else None
 
 
@@ -110,7 +97,7 @@ def bind(db: Database, sender: str, phone: str, channel: str) -> None:
 
 
 def bound_phone(db: Database, sender: str) -> str | None:
-    row = db.execute("select phone from bindings where sender = ?", [sender]).fetchone()
+    row = db.conn.execute("select phone from bindings where sender = ?", [sender]).fetchone()
     return row[0] if row else None
 
 

@@ -1,4 +1,4 @@
-"""sync._Checker: the fast path for rows of known cells (_claim_known) gives exactly what the full checks
+"""xnh/sync/check.py, Checker: the fast path for rows of known cells (_claim_known) gives exactly what the full checks
 give (_claim_checked): the same values, or the same rejection (column and reason)."""
 from decimal import Decimal
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xnh.bot import sync
+from xnh.sync import check as sync
 from xnh.idnumber import check_digit
 from xnh.money import to_money
 
@@ -18,7 +18,7 @@ _BODY = "52990119550426001"
 def _outcome(check, cells):
     try:
         return check(list(cells))
-    except sync._Bad as bad:
+    except sync.Bad as bad:
         return ("rejected", *bad.args)
 
 
@@ -69,13 +69,13 @@ ROWS = st.builds(
 def test_fast_path_equals_full_checks(rows):
     """Through one checker (caches filled by earlier rows, so the fast path is taken) and through a fresh
     one's full checks: the same values or the same rejection, row by row."""
-    fast = sync._Checker()
+    fast = sync.Checker()
     for cells in rows + rows:  # the second time round every good cell is in the caches
-        assert _outcome(fast.claim, cells) == _outcome(sync._Checker()._claim_checked, cells)
+        assert _outcome(fast.claim, cells) == _outcome(sync.Checker()._claim_checked, cells)
 
 
 def test_the_fast_path_is_taken_for_a_row_seen_before():
-    check = sync._Checker()
+    check = sync.Checker()
     assert check._claim_known(GOOD) is None  # nothing cached yet
     values = check.claim(GOOD)
     assert check._claim_known(GOOD) == values
@@ -87,7 +87,7 @@ def test_the_fast_path_is_taken_for_a_row_seen_before():
     ("0.50", "0.49", True), ("0.00", "0.01", False), ("12500.01", "12500.00", True), ("9.00", "10.00", False),
 ])
 def test_money_greater_table(a, b, greater):
-    assert sync._money_greater(a, b) is greater
+    assert sync.money_greater(a, b) is greater
 
 
 @given(st.decimals(min_value=0, max_value=Decimal("999999999.99"), places=2),
@@ -95,4 +95,4 @@ def test_money_greater_table(a, b, greater):
 def test_money_greater_is_decimal_comparison(a, b):
     """On amounts as _Checker.amount writes them (str of to_money), it is Decimal's >."""
     a, b = str(to_money(a)), str(to_money(b))
-    assert sync._money_greater(a, b) is (Decimal(a) > Decimal(b))
+    assert sync.money_greater(a, b) is (Decimal(a) > Decimal(b))

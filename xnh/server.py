@@ -4,29 +4,45 @@ and TELEGRAM_WEBHOOK_SECRET are set). Ctrl-C or SIGTERM stops both cleanly.
 
     XNH_DB=xnh.db TWILIO_AUTH_TOKEN=... xnh serve --port 5000
 """
+import errno
 import logging
 import os
 import signal
+import socket
 import threading
 
 from waitress.server import create_server
 
-from ..app import create_app
-from . import store
+from . import demo
+from .app import create_app
+from .store import db as store_db
+from .store import outbox
 
 logger = logging.getLogger(__name__)
 
 
+class ServeError(Exception):
+    """The service cannot start (port in use, bad host, a database it cannot write): one line says why."""
+
+
 def serve(host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
-    """Serve until interrupted."""
+    """Serve until interrupted. Messages are answered from XNH_DB once county data has been synced into
+    it, until then from the demo county's own database; the log names the files with absolute paths."""
     _logging()
-    app = create_app()
-    _warm_up(app)
+    app = create_app({"DEMO": True})
+    real = app.config["DB_PATH"]
+    _check_writable(real)
+    serving = demo.serving_path(real)
+    _warm_up(app, serving)
+    try:
+        server = make_server(app, host, port, threads)
+    except (OSError, ValueError) as e:  # waitress: ValueError for a host it cannot resolve
+        raise ServeError(_listen_reason(e, host, port)) from None
     runner = _telegram(app)
-    server = make_server(app, host, port, threads)
     signal.signal(signal.SIGTERM, _interrupt)
-    logger.info("xnh serving on http://%s:%s (%d threads, database %s)", host, server.effective_port,
-                threads, app.config["DB_PATH"])
+    logger.info("xnh serving on http://%s:%s (%d threads), database %s%s", host, server.effective_port, threads,
+                os.path.abspath(real), "" if serving == real else
+                f" (no county data synced yet: answering from the demo county, {os.path.abspath(serving)})")
     try:
         server.run()  # returns on Ctrl-C / SIGTERM (waitress catches the KeyboardInterrupt)
     finally:
@@ -34,6 +50,24 @@ def serve(host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
         if runner:
             runner.stop()
         server.close()
+
+
+def _check_writable(path: str) -> None:
+    """Refuse to start on a database that cannot be written (every message writes)."""
+    db = store_db.open_db(path)
+    try:
+        store_db.check_writable(db)
+    finally:
+        db.close()
+
+
+def _listen_reason(error: Exception, host: str, port: int) -> str:
+    if getattr(error, "errno", None) == errno.EADDRINUSE:
+        return f"端口已被占用 / port {port} is in use on {host}: stop the other server or choose --port"
+    why = getattr(error, "strerror", None) or error
+    if isinstance(error, (socket.gaierror, ValueError)) or getattr(error, "errno", None) == errno.EADDRNOTAVAIL:
+        return f"无法监听该地址 / cannot listen on --host {host}: {why}"
+    return f"无法监听 / cannot listen on {host}:{port}: {why}"
 
 
 def make_server(app, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
@@ -47,13 +81,14 @@ def _telegram(app):
     if not token:
         logger.info("TELEGRAM_BOT_TOKEN not set: Telegram bot off")
         return None
-    from .telegram_bot import TelegramRunner, build_application
+    from .bot.telegram_bot import TelegramRunner, build_application
 
     url, secret = os.environ.get("TELEGRAM_WEBHOOK_URL"), os.environ.get("TELEGRAM_WEBHOOK_SECRET")
     if url and not secret:
         logger.error("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET; falling back to polling")
         url = None
-    runner = TelegramRunner(build_application(token, db_path=app.config["DB_PATH"], webhook=bool(url)),
+    runner = TelegramRunner(build_application(token, db_path=app.config["DB_PATH"], webhook=bool(url),
+                                              demo_until_synced=True),
                             webhook_url=url, secret=secret)
     try:
         runner.start()
@@ -66,11 +101,14 @@ def _telegram(app):
     return runner
 
 
-def _warm_up(app) -> None:
-    from ..handlers.router import warm_up
+def _warm_up(app, path: str) -> None:
+    from .handlers.router import warm_up
 
-    db = store.open_db(app.config["DB_PATH"])
+    db = store_db.open_db(path)
     try:
+        queued = outbox.derive_payment_notices(db)  # a sync that crashed after its commit left these
+        if queued:
+            logger.info("payment notices derived from the claim history: %d", queued)
         warm_up(db)
     finally:
         db.close()

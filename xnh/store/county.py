@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from sqlite_utils import Database
 
-from . import store
+from . import db as _db
 
 PAID_STATUSES = ("审核通过", "已拨付")  # claims whose 补偿金额 counts against this year's caps
 VISIT_KIND = {"住院": "inpatient", "住院分娩": "inpatient", "门诊": "outpatient"}
@@ -12,23 +12,23 @@ VISIT_KIND = {"住院": "inpatient", "住院分娩": "inpatient", "门诊": "out
 
 def members_by_phone(db: Database, phone: str) -> list[dict]:
     """The members (latest data) whose own 联系电话 is `phone`."""
-    return store.rows(db, "select * from members where phone = ? order by member_id", [phone])
+    return _db.rows(db, "select * from members where phone = ? order by member_id", [phone])
 
 
 def member_by_id_number(db: Database, id_number: str) -> dict | None:
-    rows = store.rows(db, "select * from members where id_number = ? limit 1", [id_number.upper()])
-    return rows[0] if rows else None
+    found = _db.rows(db, "select * from members where id_number = ? limit 1", [id_number.upper()])
+    return found[0] if found else None
 
 
 def household_enrollment(db: Database, household_id: str, year: int) -> list[dict]:
-    return store.rows(db, "select * from enrollments where household_id = ? and year = ? order by member_id",
+    return _db.rows(db, "select * from enrollments where household_id = ? and year = ? order by member_id",
                       [household_id, year])
 
 
 def household_claims(db: Database, household_id: str, year: int) -> list[dict]:
     """The household's claims admitted in `year`, and older ones still open (not yet 已拨付 or 未通过),
     so a claim is followed until the money is paid even across New Year. Oldest first."""
-    return store.rows(
+    return _db.rows(
         db, "select * from claims where household_id = ? and admitted < ? "
         "and (admitted >= ? or status not in ('已拨付', '未通过')) order by admitted, claim_id",
         [household_id, f"{year + 1}-01-01", f"{year}-01-01"])
@@ -37,7 +37,7 @@ def household_claims(db: Database, household_id: str, year: int) -> list[dict]:
 def reimbursed_this_year(db: Database, member_id: str, year: int) -> dict:
     """{'inpatient': Decimal, 'outpatient': Decimal} already reimbursed (审核通过 or 已拨付) in `year`."""
     totals = {"inpatient": Decimal(0), "outpatient": Decimal(0)}
-    rows = store.rows(
+    rows = _db.rows(
         db, "select visit_type, reimbursed from claims where member_id = ? and admitted >= ? and admitted < ? "
         f"and status in ({','.join('?' * len(PAID_STATUSES))})",
         [member_id, f"{year}-01-01", f"{year + 1}-01-01", *PAID_STATUSES])

@@ -1,15 +1,24 @@
 """The whole database schema, in one place, applied by sqlite-utils Migrations.
 
+Two files (xnh/store/db.py opens them): the county data that `xnh sync` writes (`county_migrations`:
+members, enrollments, claims, claim_history, sync_runs, rejected_rows) and the service's own state
+(`migrations`: conversations, processed messages, tickets, identity attempts, notifications,
+subscriptions, bindings, audit). A message writes only the service file, so the import's long
+transaction on the county file never holds a lock a message needs.
+
 Money is stored as TEXT holding a Decimal string (never REAL). Dates are ISO TEXT.
-Add a new migration at the end; never edit one that has shipped.
+Add a new migration at the end of its set; never edit one that has shipped.
 """
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-migrations = Migrations("xnh")
+migrations = Migrations("xnh")  # the service's own file (XNH_DB)
+county_migrations = Migrations("xnh-county")  # the county data's file (db.county_path)
+
+COUNTY_TABLES = ("members", "enrollments", "claims", "claim_history", "sync_runs", "rejected_rows")
 
 
-@migrations()
+@county_migrations()
 def m001_county_data(db: Database):
     db["members"].create({
         "member_id": str, "household_id": str, "name": str, "sex": str, "id_number": str,
@@ -85,3 +94,27 @@ def m004_delivery_events(db: Database):
         "id": int, "provider_sid": str, "notification_id": int, "status": str, "error_code": str, "at": float,
     }, pk="id")
     db["delivery_events"].create_index(["provider_sid"])
+
+
+@migrations(transactional=False)
+def m005_county_data_in_its_own_file(db: Database):
+    """Until this version the county data lived in the service's file: move it to the county file
+    (attached as `county`). `meta` keeps the last claim_history id whose payment notices were derived
+    (outbox.derive_payment_notices): the history already there had its notices queued by the sync.
+
+    Two transactions, each writing one file (SQLite does not make a transaction over attached WAL files
+    atomic across a crash): copy into the county file and commit, then drop from this file. A crash
+    between the two runs the migration again: the copy ignores rows already there."""
+    attached = any(row[1] == "county" for row in db.execute("PRAGMA database_list"))
+    moving = [t for t in COUNTY_TABLES if attached and db.execute(
+        "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?", [t]).fetchone()]
+    with db.atomic():
+        for table in moving:
+            db.execute(f"INSERT OR IGNORE INTO county.{table} SELECT * FROM main.{table}")
+    with db.atomic():
+        for table in moving:
+            db.execute(f"DROP TABLE main.{table}")
+        db.execute("DELETE FROM main._sqlite_migrations WHERE migration_set = 'xnh' AND name = 'm001_county_data'")
+        db.execute("CREATE TABLE IF NOT EXISTS main.meta (name TEXT PRIMARY KEY, value TEXT)")
+        mark = db.execute("SELECT coalesce(max(id), 0) FROM claim_history").fetchone()[0]
+        db.execute("INSERT OR IGNORE INTO main.meta (name, value) VALUES ('payment_notices_upto', ?)", [str(mark)])
