@@ -92,7 +92,7 @@ def test_no_level_lists_every_level_and_remembers_the_amount(ask, db):
     assert second.data["estimate"]["reimbursed"] == "7000.00"
     assert second.data["estimate"]["total"] == "10000.00"
     kept = store.load_state(db, "13700000031")  # answered; the amount stays for "那省医院呢"
-    assert kept["total"] == "10000" and "levels" not in kept  # but a bare "2" no longer picks a row
+    assert kept.total == "10000" and kept.levels == []  # but a bare "2" no longer picks a row
 
 
 @pytest.mark.parametrize("followup, level, reimbursed", [

@@ -144,3 +144,20 @@ def test_a_split_cut_after_the_copy_is_finished_by_the_next_open(tmp_path):
     assert db.execute("select count(*) from members").fetchone()[0] == 1
     assert db.execute("select count(*) from claim_history").fetchone()[0] == 2
     db.close()
+
+
+def test_conversation_round_trips_and_forgets_unknown_fields(tmp_path):
+    """Typed conversation memory: saved and loaded in one place; an older release's extra keys are dropped;
+    an empty conversation leaves no row."""
+    from xnh.store import db as store_db
+    from xnh.store.state import Conversation, load_state, save_state
+
+    db = store_db.open_db(str(tmp_path / "s.db"))
+    memory = Conversation(pending="level", total="3000", groups=["五保户"], levels=["township", "county"])
+    save_state(db, "13900000001", memory)
+    assert load_state(db, "13900000001") == memory
+    db.conn.execute("update conversations set state = ? where sender = ?",
+                    ['{"pending": "choice", "topics": ["deductible"], "gone": 1}', "13900000001"])
+    assert load_state(db, "13900000001") == Conversation(pending="choice", topics=["deductible"])
+    save_state(db, "13900000001", Conversation())
+    assert db.conn.execute("select count(*) from conversations").fetchone()[0] == 0

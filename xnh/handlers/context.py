@@ -8,6 +8,7 @@ from sqlite_utils import Database
 
 from ..store import county
 from ..store import state as store
+from ..store.state import Conversation
 from ..message import Message
 from ..privacy import normalize_phone
 
@@ -18,7 +19,7 @@ class Context:
     db: Database
     text: str  # normalised
     today: dt.date
-    state: dict = field(default_factory=dict)  # conversation memory; handlers may change it
+    state: Conversation = field(default_factory=Conversation)  # conversation memory; handlers replace it
 
     @cached_property
     def phone(self) -> str | None:

@@ -11,6 +11,7 @@ from ..policy_kb import estimator
 from ..policy_kb.loader import levels
 from ..policy_kb.schemes import scheme_for
 from ..privacy import mask_name
+from ..store.state import Conversation
 from .context import Context
 from .extract import Facts
 
@@ -24,36 +25,36 @@ def wants_estimate(f: Facts, text: str) -> bool:
     return bool(f.visit or f.level or f.hospital or any(w in text for w in ("报", "花", "费", "用了", "开了", "交了")))
 
 
-def remember(f: Facts) -> dict:
+def remember(f: Facts, levels: list | None = None) -> Conversation:
     """What a follow-up naming the hospital needs, kept in the conversation memory."""
-    return {"pending": "level", "total": str(f.total), "self_pay": str(f.self_pay), "approximate": f.approximate,
-            "visit": f.visit, "groups": f.groups, "age": f.age, "urban": f.urban, "third_party": f.third_party,
-            "injury": f.injury,
-            "already": None if f.already is None else str(f.already)}
+    return Conversation(pending="level", total=str(f.total), self_pay=str(f.self_pay), approximate=f.approximate,
+                        visit=f.visit, groups=list(f.groups), age=f.age, urban=f.urban, third_party=f.third_party,
+                        injury=f.injury, already=None if f.already is None else str(f.already),
+                        levels=list(levels or []))
 
 
-def picked_level(text: str, state: dict) -> str | None:
+def picked_level(text: str, state: Conversation) -> str | None:
     """The level a reply like "2" picks from the numbered table of the last estimate."""
     m = re.fullmatch(r"\s*(?:第\s*)?([1-9])\s*(?:个|家|种)?\s*[.。]?\s*", text)
-    rows = state.get("levels") or []
-    if state.get("pending") != "level" or not m or int(m.group(1)) > len(rows):
+    rows = state.levels
+    if state.pending != "level" or not m or int(m.group(1)) > len(rows):
         return None
     return rows[int(m.group(1)) - 1]
 
 
-def recall(state: dict, f: Facts) -> Facts:
+def recall(state: Conversation, f: Facts) -> Facts:
     """The remembered amount with the level (and anything new) from the follow-up."""
-    f.total = Decimal(state["total"])
-    f.self_pay = Decimal(state["self_pay"])
-    f.approximate = state["approximate"]
-    f.visit = f.visit or state["visit"]
-    f.groups = sorted(set(f.groups) | set(state["groups"]))
-    f.age = f.age or state["age"]
-    f.urban = f.urban or state["urban"]
-    f.third_party = f.third_party or state["third_party"]
-    f.injury = f.injury or state.get("injury", False)
-    if f.already is None and state.get("already") is not None:
-        f.already = Decimal(state["already"])
+    f.total = Decimal(state.total)
+    f.self_pay = Decimal(state.self_pay)
+    f.approximate = state.approximate
+    f.visit = f.visit or state.visit
+    f.groups = sorted(set(f.groups) | set(state.groups))
+    f.age = f.age or state.age
+    f.urban = f.urban or state.urban
+    f.third_party = f.third_party or state.third_party
+    f.injury = f.injury or state.injury
+    if f.already is None and state.already is not None:
+        f.already = Decimal(state.already)
     return f
 
 
@@ -118,8 +119,7 @@ def handle(ctx: Context, f: Facts) -> Reply:
     except estimator.NotCovered:
         e = None
     # keep the amount: "那在省医院呢" right after compares another level
-    ctx.state.clear()
-    ctx.state.update(remember(f))
+    ctx.state = remember(f)
     if e is None:
         return Reply("estimate", "estimate_not_covered",
                      {**data, "level_label": levels()[f.level]["label"], "level": f.level, "total": f.total})
@@ -127,8 +127,7 @@ def handle(ctx: Context, f: Facts) -> Reply:
 
 
 def _outpatient(ctx, f, scheme, already, data) -> Reply:
-    ctx.state.clear()
-    ctx.state.update(remember(f))  # "是住院" next turns the same amount into the inpatient table
+    ctx.state = remember(f)  # "是住院" next turns the same amount into the inpatient table
     try:
         e = estimator.outpatient(scheme, f.total, f.self_pay, already["outpatient"])
     except estimator.NotCovered:
@@ -146,8 +145,7 @@ def _table(ctx, f, scheme, groups, age, already, data) -> Reply:
             continue
         rows.append({"level": level, "label": levels()[level]["label"], "reimbursed": e.reimbursed,
                      "rate": e.rate, "deductible": e.deductible, "json": e.as_json()})
-    ctx.state.clear()
-    ctx.state.update(remember(f), levels=[r["level"] for r in rows])
+    ctx.state = remember(f, levels=[r["level"] for r in rows])
     summary = {
         "reimbursed": None, "level": None, "scheme": scheme.id, "total": str(to_money(f.total)),
         "self_pay": str(to_money(f.self_pay)), "deductible": None, "rate": None,

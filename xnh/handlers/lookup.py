@@ -7,6 +7,7 @@ from functools import cache
 from .. import idnumber
 from ..store import county
 from ..store import state as store
+from ..store.state import Conversation
 from ..message import Reply
 from ..policy_kb.loader import KB_DIR, read_toml
 from ..policy_kb.schemes import scheme_for
@@ -41,10 +42,9 @@ def parse_identity(text: str) -> tuple[str, str | None] | None:
 def verify(ctx: Context, number: str, name: str | None) -> Reply:
     """Prove identity with ID number + name. Never says whether the ID exists."""
     sender = ctx.message.sender
-    want = _wanted(ctx.text) or ctx.state.get("want") or "claim_status"
+    want = _wanted(ctx.text) or ctx.state.want or "claim_status"
     if name is None:  # not a failed try: the message only lacks a readable name
-        ctx.state.clear()
-        ctx.state.update({"pending": "verify", "want": want})
+        ctx.state = Conversation(pending="verify", want=want)
         return Reply(want, "ask_identity", {"need_name": True})
     if store.failed_attempts_today(ctx.db, sender) >= MAX_FAILED:
         return Reply(want, "verify_locked", {})
@@ -59,7 +59,7 @@ def verify(ctx: Context, number: str, name: str | None) -> Reply:
     store.record_attempt(ctx.db, sender, True)
     store.verify_sender(ctx.db, sender, member["household_id"])
     ctx.__dict__.pop("households", None)
-    ctx.state.clear()
+    ctx.state = Conversation()
     return enrollment(ctx) if want == "enrollment" else claim_status(ctx)
 
 
@@ -73,8 +73,7 @@ def _wanted(text: str) -> str | None:
 
 
 def _ask_identity(ctx: Context, want: str) -> Reply:
-    ctx.state.clear()
-    ctx.state.update({"pending": "verify", "want": want})
+    ctx.state = Conversation(pending="verify", want=want)
     return Reply(want, "ask_identity", {})
 
 

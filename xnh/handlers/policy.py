@@ -5,6 +5,7 @@ real question fits nothing (at most MAX_OPEN_TICKETS open per sender; a repeat j
 import re
 
 from ..store import state as store
+from ..store.state import Conversation
 from ..message import Reply
 from ..policy_kb import qa, understand
 from .context import Context
@@ -14,15 +15,15 @@ _CN = {"一": 1, "二": 2, "三": 3}
 MAX_OPEN_TICKETS = 3
 
 
-def chosen(text: str, state: dict) -> int | None:
+def chosen(text: str, state: Conversation) -> int | None:
     """The index picked by a reply like '1', '第二个', when choices are pending."""
-    if state.get("pending") != "choice":
+    if state.pending != "choice":
         return None
     m = _CHOICE.match(text)
     if not m:
         return None
     n = _CN.get(m.group(1)) or int(m.group(1))
-    return n - 1 if n <= len(state["topics"]) else None
+    return n - 1 if n <= len(state.topics) else None
 
 
 def answer(ctx: Context, topic_id: str, area: str | None = None, care_area: str | None = None) -> Reply:
@@ -30,7 +31,7 @@ def answer(ctx: Context, topic_id: str, area: str | None = None, care_area: str 
     `care_area`: the care was in another place (a hospital there counts as 县外非定点)."""
     topic = qa.by_id(topic_id)
     field = "telegram" if ctx.message.channel == "telegram" else "sms"
-    ctx.state.clear()
+    ctx.state = Conversation()
     return Reply("policy", "policy", {"answer": qa.render_answer(getattr(topic, field), ctx.today),
                                       "topic": topic.id, "source": topic.source,
                                       "area": area, "care_area": care_area})
@@ -41,18 +42,17 @@ def handle(ctx: Context) -> Reply:
     if decision.kind == "answer":
         return answer(ctx, decision.topics[0], decision.area, decision.care_area)
     if decision.kind == "choice":
-        ctx.state.clear()
-        ctx.state.update({"pending": "choice", "topics": decision.topics, "area": decision.area,
-                          "care_area": decision.care_area})
+        ctx.state = Conversation(pending="choice", topics=decision.topics, area=decision.area,
+                                 care_area=decision.care_area)
         return Reply("policy", "policy_choice", {"choices": [qa.by_id(t).question for t in decision.topics]})
     if decision.kind == "other_scheme":
-        ctx.state.clear()
+        ctx.state = Conversation()
         return Reply("policy", "policy_decline", {"scheme": decision.scheme, "area": None})
     if decision.area:  # another place's rules, and no 示范县 topic fits: a clerk could not answer either
-        ctx.state.clear()
+        ctx.state = Conversation()
         return Reply("policy", "policy_decline", {"scheme": None, "area": decision.area})
     if decision.kind in ("help", "clarify"):
-        ctx.state.clear()
+        ctx.state = Conversation()
         return Reply("help", "help", {"reason": "vague" if decision.kind == "clarify" else "unclear",
                                       "about": decision.about})
     return handoff(ctx, asked=False)
@@ -69,5 +69,5 @@ def handoff(ctx: Context, asked: bool) -> Reply:
         store.add_to_ticket(ctx.db, ticket, ctx.message.text)
     else:
         ticket = store.open_ticket(ctx.db, sender, ctx.message.channel, ctx.message.text)
-    ctx.state.clear()
+    ctx.state = Conversation()
     return Reply("handoff", "handoff", {"ticket": ticket, "asked": asked})

@@ -19,11 +19,13 @@ Order of the checks (first that applies wins):
 """
 import logging
 import re
+from copy import deepcopy
 
 from sqlite_utils import Database
 
 from .. import clock
 from ..store import state as store
+from ..store.state import Conversation
 from ..message import Message, Reply
 from ..policy_kb import concepts, understand
 from ..render import render
@@ -76,13 +78,13 @@ def route(ctx: Context) -> Reply:
         return _subscription(ctx, True)
     if HUMAN.search(text):
         return policy.handoff(ctx, asked=True)
-    if re.fullmatch(r"\d{1,3}", word) and state.get("pending") not in ("choice", "level"):
+    if re.fullmatch(r"\d{1,3}", word) and state.pending not in ("choice", "level"):
         return Reply("help", "help", {"reason": "number"})  # a stray "1": nothing is waiting for a number
     if GREETING.match(text) or THANKS.match(text):
         return Reply("help", "help", {"reason": "greeting" if GREETING.match(text) else "thanks"})
     pick = policy.chosen(text, state)
     if pick is not None:
-        return policy.answer(ctx, state["topics"][pick], state.get("area"), state.get("care_area"))
+        return policy.answer(ctx, state.topics[pick], state.area, state.care_area)
     level = estimate.picked_level(text, state)
     if level:
         picked = extract.Facts(level=level)
@@ -101,7 +103,7 @@ def route(ctx: Context) -> Reply:
     facts = extract.facts(text)
     if estimate.wants_estimate(facts, text) or (facts.total is not None and facts.total >= 10 and _AMOUNT_ONLY.match(text)):
         return estimate.handle(ctx, facts)
-    if state.get("pending") == "level" and facts.total is None and (facts.level or facts.visit) \
+    if state.pending == "level" and facts.total is None and (facts.level or facts.visit) \
             and not POLICY_WORDS.search(text) and extract.place_only(facts):
         return estimate.handle(ctx, estimate.recall(state, facts))
     return policy.handle(ctx)
@@ -125,7 +127,7 @@ def warm_up(db: Database) -> None:
     a long-running server calls this once before it takes traffic."""
     for text in ("住院花了三千能報多少在县医院", "门诊报销有上限吗", "查报销"):
         route(Context(message=Message(text=text, sender="warm-up", channel="sms"), db=db, text=normalize(text),
-                      today=clock.today(), state={}))
+                      today=clock.today(), state=Conversation()))
     from ..policy_kb import matcher
 
     matcher.rank(normalize("明天会下雨吗"))  # an unclear question also loads the pinyin channel
@@ -136,12 +138,12 @@ def respond(message: Message, db: Database) -> Reply:
     Its writes (conversation memory, tickets, identity attempts ...) are left uncommitted: the caller
     commits once per message."""
     state = store.load_state(db, message.sender)
-    ctx = Context(message=message, db=db, text=normalize(message.text), today=clock.today(), state=dict(state))
+    ctx = Context(message=message, db=db, text=normalize(message.text), today=clock.today(), state=deepcopy(state))
     try:
         reply = route(ctx)
     except Exception:  # a bug must not leave a farmer without an answer; it is logged loudly
         logger.exception("respond failed for a %s message", message.channel)
-        ctx.state = {}
+        ctx.state = Conversation()
         reply = Reply("help", "help", {"reason": "error"})
     if ctx.state != state:
         store.save_state(db, message.sender, ctx.state)

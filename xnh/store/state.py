@@ -8,6 +8,7 @@ simulator and Telegram; the CLI commits itself), or not at all.
 """
 import json
 import time
+from dataclasses import asdict, dataclass, field, fields
 
 from sqlite_utils import Database
 
@@ -51,19 +52,50 @@ def remember_reply(db: Database, sid: str, sender: str, text: str) -> None:
 
 # -- conversation memory ---------------------------------------------------------------------------
 
-def load_state(db: Database, sender: str) -> dict:
+@dataclass
+class Conversation:
+    """What the bot remembers of a sender between two messages (for STATE_TTL): what a short next
+    message ("2", "县医院", an ID number) answers. Empty when nothing is pending."""
+
+    pending: str | None = None  # "choice" (numbered topics) | "level" (an estimate without a level) | "verify"
+    topics: list = field(default_factory=list)  # choice: the topic ids, numbered from 1
+    area: str | None = None  # choice: another place the question was about (the answer says so)
+    care_area: str | None = None  # choice: another place where the care was
+    want: str | None = None  # verify: what to show once the sender is verified (claim_status | enrollment)
+    # level: the estimate's facts, kept until the hospital is named
+    total: str | None = None  # Decimal as text
+    self_pay: str = "0"
+    approximate: bool = False
+    visit: str | None = None
+    groups: list = field(default_factory=list)
+    age: int | None = None
+    urban: bool = False
+    third_party: bool = False
+    injury: bool = False
+    already: str | None = None  # inpatient already reimbursed this year, as the message said it
+    levels: list = field(default_factory=list)  # level: the rows of the numbered level table
+
+    @classmethod
+    def from_json(cls, text: str) -> "Conversation":
+        """A stored conversation; fields it doesn't know (an older release's) are dropped."""
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def load_state(db: Database, sender: str) -> Conversation:
     row = db.conn.execute("select state, updated_at from conversations where sender = ?", [sender]).fetchone()
     if row is None or time.time() - row[1] > STATE_TTL:
-        return {}
-    return json.loads(row[0])
+        return Conversation()
+    return Conversation.from_json(row[0])
 
 
-def save_state(db: Database, sender: str, state: dict) -> None:
-    if not state:
+def save_state(db: Database, sender: str, state: Conversation) -> None:
+    if state == Conversation():
         db.conn.execute("delete from conversations where sender = ?", [sender])
         return
     _upsert(db, "conversations", "sender",
-            {"sender": sender, "state": json.dumps(state, ensure_ascii=False), "updated_at": time.time()})
+            {"sender": sender, "state": json.dumps(asdict(state), ensure_ascii=False), "updated_at": time.time()})
 
 
 # -- identity ---------------------------------------------------------------------------------------
@@ -119,8 +151,9 @@ def open_ticket(db: Database, sender: str, channel: str, question: str) -> int:
 
 def open_tickets(db: Database, sender: str) -> list[dict]:
     """The sender's open tickets, newest first."""
-    return rows(db, "select id, question from handoff_tickets where sender = ? and status = 'open' "
-                    "order by id desc", [sender])
+    cursor = db.conn.execute("select id, question from handoff_tickets where sender = ? and status = 'open' "
+                             "order by id desc", [sender])
+    return [{"id": i, "question": q} for i, q in cursor]
 
 
 def add_to_ticket(db: Database, ticket: int, question: str) -> None:
