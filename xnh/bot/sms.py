@@ -81,9 +81,9 @@ def answer(path: str, sid: str, message: Message) -> str:
 
     One transaction on the message connection (store.db.message_db: one message at a time per process),
     taken with the service file's write lock first (store.db.begin_write; never the county file's, which
-    a sync holds): look the MessageSid up, answer, keep the reply with it, commit. A retry of the same MessageSid in this process waits for the lock, in another
-    process for SQLite's write lock; either way it then finds the reply. A failure half-way rolls
-    everything back, so the retry answers afresh."""
+    a sync holds): look the MessageSid up, answer, keep the reply with it, commit. A retry of the same
+    MessageSid in this process waits for the lock, in another process for SQLite's write lock; either way
+    it then finds the reply. A failure half-way rolls everything back, so the retry answers afresh."""
     with store_db.message_db(path) as db:
         if not sid:  # not from Twilio's webhook as such, but answer it all the same
             return _reply_text(message, db)

@@ -1,5 +1,5 @@
-"""The county import, `xnh sync enrollment FILE` / `xnh sync claims FILE` / `xnh sync claims FILE`: import a county export (SPEC "County export
-formats") into the store.
+"""The county import: `xnh sync enrollment FILE` / `xnh sync claims FILE` import a county export
+(SPEC "County export formats") into the county data's own file (xnh/store/db.py: XNH_DB's .county twin).
 
     from xnh import sync
     from xnh.store import db
@@ -15,7 +15,8 @@ formats") into the store.
   re-importing a file reports 0 changes. Every claim status change goes to `claim_history`; a claim
   that becomes 已拨付 gets a payment notice, derived from that history into the service's database
   once the import has committed (`xnh/store/outbox.py`).
-- The whole import, its `sync_runs` row included, is one transaction: a crash (kill -9) leaves the
+- The whole import, its `sync_runs` row included, is one transaction on a connection to the county file
+  alone (messages keep being answered: they write the service file): a crash (kill -9) leaves the
   database as it was, and running again finishes the job.
 
 Speed: rows go to SQLite with `executemany` in one transaction (sqlite-utils' insert_all commits per
@@ -36,5 +37,5 @@ from .importer import check_readable, run
 from .read import CLAIM_COLUMNS, COLUMNS, ENROLLMENT_COLUMNS, SyncError
 from .report import Result
 
-__all__ = ["run", "check_readable", "SyncError", "Result", "COLUMNS", "CLAIM_COLUMNS", "ENROLLMENT_COLUMNS", "CLAIM_STATUSES",
-           "VISIT_TYPES"]
+__all__ = ["run", "check_readable", "SyncError", "Result", "COLUMNS", "CLAIM_COLUMNS", "ENROLLMENT_COLUMNS",
+           "CLAIM_STATUSES", "VISIT_TYPES"]
