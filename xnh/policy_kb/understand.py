@@ -82,6 +82,13 @@ def _slots(topic: Topic) -> tuple[_Slot, ...]:
 
 
 @cache
+def _slot_weight(slot: _Slot) -> float:
+    """What a slot is worth: its strongest value (a missing 报销 costs less than a missing 起付线); a
+    missed or conflicting slot costs at least 1."""
+    return max(1.0, *(_weight(f"{slot.dimension}:{v}") for v in slot.values))
+
+
+@cache
 def _weight(concept: str) -> float:
     return WEAK.get(concept, WEIGHT[concept.split(":", 1)[0]])
 
@@ -123,9 +130,9 @@ def fit(topic: Topic, found: Found | _Asked) -> float:
         elif slot.default and not (slot.strict and values):
             continue
         elif values:  # the question speaks of this dimension, in other words
-            score -= max(CONFLICT * (1.0 if slot.dimension in STRONG else SOFT), MISS) * WEIGHT[slot.dimension]
+            score -= max(CONFLICT * (1.0 if slot.dimension in STRONG else SOFT), MISS) * _slot_weight(slot)
         else:
-            score -= MISS * WEIGHT[slot.dimension]
+            score -= MISS * _slot_weight(slot)
     for dimension, value, penalty in asked.explicit:
         if value not in covered.get(dimension, ()):
             score -= penalty
