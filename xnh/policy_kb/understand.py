@@ -36,6 +36,7 @@ SOFT = 0.5  # for action and attribute, conflicts and misses count this share on
 DEFAULT_SHARE = 0.5  # a default slot the question fills: the topic fits it, but is not about it
 LEXICAL = 2.0  # the lexical coverage (0-1) × this
 ANSWER_MIN = 1.5  # below: no topic fits
+CLEAR_FIT = 3.0  # a message naming one thing only (刚出生, 五保户) is answered when a topic fits it this well
 MARGIN = 0.75  # a second topic within this of the best: ask which one
 CHOICES = 3
 LEXICAL_SHORTLIST = 8  # topics of highest lexical coverage ranked even without a shared concept
@@ -217,10 +218,11 @@ def decide(text: str) -> Decision:
     if not _about_the_scheme(found):  # 这几天天气咋样, asdf: help, not a clerk's ticket
         decision.kind = "help" if not area else "handoff"
         return decision
+    if _vague(found) and best < CLEAR_FIT:  # "我住院三天了": it names one thing, asks nothing: what about it?
+        decision.kind = "clarify"
+        decision.about = concepts.labels()[next(iter(_named(found)))]
+        return decision
     if best < ANSWER_MIN:
-        if _vague(found):  # "我住院三天了": it names one thing and asks nothing: ask what about it
-            decision.kind = "clarify"
-            decision.about = concepts.labels()[next(iter(_named(found)))]
         return decision
     close = [tid for score, tid in scores if best - score < MARGIN][:CHOICES]
     if area:  # another place's scheme: 示范县's closest rule, labelled as 示范县's, is the answer
