@@ -144,3 +144,23 @@ def test_a_split_cut_after_the_copy_is_finished_by_the_next_open(tmp_path):
     assert db.execute("select count(*) from members").fetchone()[0] == 1
     assert db.execute("select count(*) from claim_history").fetchone()[0] == 2
     db.close()
+
+
+@pytest.mark.parametrize("which, locked", [("service", True), ("county", False)])
+def test_begin_write_takes_the_service_files_lock_only(tmp_path, which, locked):
+    path = str(tmp_path / "w.db")
+    db = store_db.open_db(path)
+    store_db.begin_write(db)
+    other = sqlite3.connect(path if which == "service" else store_db.county_path(path), timeout=0,
+                            isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        got = False
+    except sqlite3.OperationalError as e:
+        got = "locked" in str(e)
+    finally:
+        other.close()
+        db.conn.rollback()
+        db.close()
+    assert got is locked
