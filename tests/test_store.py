@@ -161,3 +161,23 @@ def test_conversation_round_trips_and_forgets_unknown_fields(tmp_path):
     assert load_state(db, "13900000001") == Conversation(pending="choice", topics=["deductible"])
     save_state(db, "13900000001", Conversation())
     assert db.conn.execute("select count(*) from conversations").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("which, locked", [("service", True), ("county", False)])
+def test_begin_write_takes_the_service_files_lock_only(tmp_path, which, locked):
+    path = str(tmp_path / "w.db")
+    db = store_db.open_db(path)
+    store_db.begin_write(db)
+    other = sqlite3.connect(path if which == "service" else store_db.county_path(path), timeout=0,
+                            isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        got = False
+    except sqlite3.OperationalError as e:
+        got = "locked" in str(e)
+    finally:
+        other.close()
+        db.conn.rollback()
+        db.close()
+    assert got is locked

@@ -157,6 +157,7 @@ def county_of(db: Database) -> Database:
 
 
 def open_county_file(file: str) -> Database:
+    """A connection to an existing county file (its migrations already applied by `open_db`)."""
     db = Database(sqlite3.connect(file))
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=5000")
@@ -173,7 +174,9 @@ def begin_write(db: Database) -> None:
     """Begin a transaction holding the service file's write lock (not the county file's, which a sync
     may hold for a long time: BEGIN IMMEDIATE would wait for it)."""
     db.conn.execute("BEGIN")
-    db.conn.execute("DELETE FROM main.processed_messages WHERE 0")  # a write to main takes main's lock only
+    # a write statement on main takes main's write lock, even one that changes no row (checked with a
+    # second connection: its BEGIN IMMEDIATE then waits)
+    db.conn.execute("DELETE FROM main.processed_messages WHERE 0")
 
 
 def thread_db(path: str) -> Database:
