@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field, fields
 from sqlite_utils import Database
 
 from .. import clock
-from .db import rows  # noqa: F401 - the multi-row reads here (open_tickets, on main) use it
 
 
 STATE_TTL = 30 * 60  # conversation memory expires after 30 minutes of silence (real clock)
