@@ -14,6 +14,7 @@ from xnh import app as app_module
 from xnh import sync
 from xnh.app import create_app
 from xnh.store import db as store_db
+from xnh.store import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,8 @@ def test_healthz_reports_schema_and_last_sync(path):
     got = create_app({"DB_PATH": path}).test_client().get("/healthz")
     body = got.get_json()
     assert got.status_code == 200 and body["status"] == "ok"
-    assert body["schema"] == {"service": "m005_county_data_in_its_own_file", "county": "m001_county_data"}
+    last = schema.migrations._migrations[-1].name  # the newest migration of the service file, whichever it is
+    assert last.startswith("m0") and body["schema"] == {"service": last, "county": "m001_county_data"}
     assert body["last_sync"]["kind"] == "enrollment" and body["last_sync"]["inserted"] > 0
     db.close()
 

@@ -8,7 +8,8 @@ DB_PATH (XNH_DB), TWILIO_AUTH_TOKEN, PUBLIC_URL (XNH_PUBLIC_URL), SECRET_KEY (XN
 SIMULATOR (XNH_SIMULATOR: "auto" (default) shows the simulator only until county data is synced
 into DB_PATH, "on"/"off" force it), TELEGRAM_WEBHOOK_SECRET; DEMO (default False; `xnh serve` and the
 root app.py set it): answer messages from the demo county's own database until county data is synced
-into DB_PATH.
+into DB_PATH. The clerks' console (/console) reads CONSOLE_COOKIE_SECURE (XNH_COOKIE_SECURE),
+CONSOLE_SESSION_MINUTES (XNH_SESSION_MINUTES), CONSOLE_UPLOAD_LIMIT and UPLOAD_FOLDER (xnh/bot/console).
 
 Connections and the unit of work a message is answered in live in xnh/store/db.py.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, jsonify
 
-from .bot import request_db, sms, telegram_bot, web
+from .bot import console, request_db, sms, telegram_bot, web
 from .store import db as store_db
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(telegram_bot.webhook_bp)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.teardown_request(request_db.finish_request)
+    console.init_app(app)  # /console; last: it exempts the blueprints above (webhooks) from its CSRFProtect
     if not app.config["TWILIO_AUTH_TOKEN"]:
         logger.warning("TWILIO_AUTH_TOKEN is not set: POST /sms and /sms/status refuse every request (403)")
     return app

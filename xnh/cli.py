@@ -6,6 +6,7 @@ An operational fault (a locked, read-only or unreachable database, a full disk, 
 --host) ends the command with one line on stderr, in Chinese and English, and exit status 1; never a
 traceback (`_Group.invoke`).
 """
+import getpass
 import json
 import logging
 import os
@@ -141,3 +142,30 @@ def sync(kind, file, progress):
         sys.exit(2)
     for line in result.summary_lines():
         click.echo(line)
+
+
+@cli.group()
+def user():
+    """Console users: `xnh user add NAME --role clerk|admin`."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["clerk", "admin"]), required=True, help="clerk, or admin (manages users).")
+def user_add(name, role):
+    """Add a console user; the password is asked twice on a terminal, else read from standard input's first line."""
+    from .store import db, users
+
+    if sys.stdin.isatty():
+        password = click.prompt("密码 / password", hide_input=True, confirmation_prompt="再输一次 / again")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    conn = db.open_db()
+    try:
+        users.add(conn, name, password, role, actor=f"cli:{getpass.getuser()}")
+        conn.conn.commit()
+    except users.UserError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        conn.close()
+    click.echo(f"user {name} added ({role}): {os.path.abspath(db.db_path())}")

@@ -118,3 +118,22 @@ def m005_county_data_in_its_own_file(db: Database):
         db.execute("CREATE TABLE IF NOT EXISTS main.meta (name TEXT PRIMARY KEY, value TEXT)")
         mark = db.execute("SELECT coalesce(max(id), 0) FROM claim_history").fetchone()[0]
         db.execute("INSERT OR IGNORE INTO main.meta (name, value) VALUES ('payment_notices_upto', ?)", [str(mark)])
+
+
+@migrations()
+def m007_console(db: Database):
+    """The clerks' console (xnh/bot/console/): its users (argon2 hashes, role clerk|admin, disabled
+    instead of deleted so the audit log keeps naming them), login attempts (failures are limited per
+    name and address) and the exports uploaded through it (the upload id is the import's job id)."""
+    db["users"].create({
+        "id": int, "name": str, "password_hash": str, "role": str, "active": int, "created_at": str,
+        "created_by": str,
+    }, pk="id")
+    db["users"].create_index(["name"], unique=True)
+    db["login_attempts"].create({"id": int, "name": str, "ip": str, "at": float, "ok": int}, pk="id")
+    db["login_attempts"].create_index(["name", "ip", "at"])
+    db["uploads"].create({
+        "id": str, "kind": str, "filename": str, "path": str, "encoding": str, "size": int, "status": str,
+        "rows_done": int, "rows_total": int, "error": str, "sync_run_id": int, "inserted": int, "updated": int,
+        "unchanged": int, "rejected": int, "uploaded_by": str, "created_at": str, "finished_at": str,
+    }, pk="id")

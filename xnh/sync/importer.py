@@ -23,8 +23,10 @@ def check_readable(kind: str, path: Path) -> None:
     rows.close()
 
 
-def run(db: Database, kind: str, file, progress: bool = False) -> Result:
-    """Import `file` (a county export of `kind` 'enrollment' or 'claims') in one transaction."""
+def run(db: Database, kind: str, file, progress=False) -> Result:
+    """Import `file` (a county export of `kind` 'enrollment' or 'claims') in one transaction. `progress`:
+    True for a bar on stderr (tqdm), or a callable(rows_done, rows_estimated) called after each batch
+    (the console's progress bar)."""
     if kind not in COLUMNS:
         raise SyncError(f"unknown kind {kind!r}: use enrollment or claims")
     path = Path(file)

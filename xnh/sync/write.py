@@ -113,7 +113,8 @@ def import_rows(db, kind, path, batches, result, report, progress):
     conn = db.conn
     estimate = estimate_rows(path, result.encoding)
     bar = None
-    if progress:
+    report_progress = progress if callable(progress) else None  # the console's callback(done, estimate)
+    if progress and report_progress is None:
         from tqdm import tqdm
 
         bar = tqdm(total=estimate or None, unit="rows", unit_scale=True, desc=f"sync {kind}", leave=False)
@@ -135,11 +136,15 @@ def import_rows(db, kind, path, batches, result, report, progress):
             if not writer.bulk and kind == "claims":
                 _install_insert_trigger(conn, run_id)
             try:
+                done = 0
                 for valid, rejected in batches:
                     writer.write(valid)
                     writer.reject(rejected)
+                    done += len(valid) + len(rejected)
                     if bar is not None:
                         bar.update(len(valid) + len(rejected))
+                    if report_progress is not None:
+                        report_progress(done, estimate)
                 writer.end_bulk()
                 logger.debug("sync %s: rows written after %.1fs", kind, time.monotonic() - t0)
                 if saved_indexes:

@@ -1,0 +1,160 @@
+"""Broadcast campaigns from the console: the list, a new campaign with a live preview (the form is
+posted to /console/campaigns/preview as the clerk types, and the rendered preview replaces the old
+one; without script the 预览 button does the same), send, cancel, and a campaign's progress, delivery
+counts and failures by reason. The campaigns themselves are xnh/broadcast's (`campaigns.*`), the
+outbox's counts xnh/store/outbox.py's; this module only translates."""
+from flask import abort, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from .. import request_db
+from .common import act, bp
+
+DEFAULT_WINDOW = ("21:00", "08:00")
+CHANNELS = {"sms": "短信", "telegram": "Telegram"}
+
+
+def _campaigns():
+    from ...broadcast import campaigns
+
+    return campaigns
+
+
+@bp.get("/campaigns")
+@login_required
+def campaigns():
+    return render_template("console/campaigns.html", campaigns=_campaigns().list_campaigns(request_db.get_db()))
+
+
+@bp.route("/campaigns/new", methods=["GET", "POST"])
+@login_required
+def campaign_new():
+    """GET: the form. POST action=preview: the form again with its preview; action=create: create it."""
+    form = _read_form()
+    if request.method == "GET":
+        return render_template("console/campaign_new.html", form=form, channels=CHANNELS)
+    db = request_db.get_db()
+    preview, error = _draft(db, form)
+    if request.form.get("action") != "create" or error or preview.blockers:
+        return render_template("console/campaign_new.html", form=form, channels=CHANNELS, preview=preview,
+                               error=error), 200 if request.form.get("action") != "create" else 400
+    db.conn.commit()  # the campaign's own transaction follows (it writes the audit log itself)
+    try:
+        campaign_id = _campaigns().create(db, name=form["name"], audience=form["audience"], text=form["text"],
+                                          channels=tuple(form["channels"]), schedule=form["schedule"] or None,
+                                          window=form["window"], actor=current_user.name)
+    except ValueError as e:
+        return render_template("console/campaign_new.html", form=form, channels=CHANNELS, preview=preview,
+                               error=str(e)), 400
+    return redirect(url_for("console.campaign", campaign_id=campaign_id))
+
+
+@bp.post("/campaigns/preview")
+@login_required
+def campaign_preview():
+    """The preview fragment for the live preview (the new-campaign page's script posts the form here)."""
+    preview, error = _draft(request_db.get_db(), _read_form())
+    return render_template("console/_preview.html", preview=preview, error=error)
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@login_required
+def campaign(campaign_id: int):
+    from ...store import outbox
+
+    db = request_db.get_db()
+    c = _campaigns()
+    status = _status(db, campaign_id)
+    return render_template("console/campaign.html", c=status, preview=c.preview(db, campaign_id),
+                           counts=outbox.counts(db, campaign_id), failures=outbox.failures(db, campaign_id),
+                           campaign_id=campaign_id)
+
+
+@bp.post("/campaigns/<int:campaign_id>/send")
+@login_required
+def campaign_send(campaign_id: int):
+    db = request_db.get_db()
+    _status(db, campaign_id)
+    db.conn.commit()
+    try:
+        _campaigns().send(db, campaign_id, actor=current_user.name)  # audited there, with the clerk's name
+    except ValueError as e:
+        return _refused(campaign_id, e)
+    return redirect(url_for("console.campaign", campaign_id=campaign_id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/cancel")
+@login_required
+def campaign_cancel(campaign_id: int):
+    db = request_db.get_db()
+    _status(db, campaign_id)
+    db.conn.commit()
+    try:
+        _campaigns().cancel(db, campaign_id, actor=current_user.name)  # audited there
+    except ValueError as e:
+        return _refused(campaign_id, e)
+    return redirect(url_for("console.campaign", campaign_id=campaign_id))
+
+
+def _read_form() -> dict:
+    f = request.form
+    channels = [c for c in f.getlist("channels") if c in CHANNELS] or ["sms"]
+    window = (f.get("window_start") or DEFAULT_WINDOW[0], f.get("window_end") or DEFAULT_WINDOW[1])
+    return {"name": f.get("name", "").strip(), "audience": " ".join(f.get("audience", "").split()),
+            "text": f.get("text", "").strip(), "channels": channels,
+            "schedule": (f.get("schedule") or "").strip(), "window": window}
+
+
+def _draft(db, form: dict):
+    """(Preview, None), or (None, what is missing)."""
+    if not form["audience"] or not form["text"]:
+        return None, "请填写受众和短信内容。"
+    # an unreadable audience or template comes back as a blocker of the preview
+    return _campaigns().draft_preview(db, audience=form["audience"], text=form["text"],
+                                      channels=tuple(form["channels"]), window=form["window"],
+                                      schedule=form["schedule"] or None), None
+
+
+def _status(db, campaign_id: int) -> dict:
+    try:
+        return _campaigns().status(db, campaign_id)
+    except ValueError:  # CampaignError: no such campaign
+        abort(404)
+
+
+def _refused(campaign_id: int, error: Exception):
+    act("campaign_refused", {"campaign": campaign_id, "reason": str(error)})
+    return redirect(url_for("console.campaign", campaign_id=campaign_id, error=str(error)))
+
+
+EXCLUSIONS = {"opted out": "已退订", "bad number": "号码无效", "opted_out": "已退订", "bad_number": "号码无效",
+              "unsubscribed": "已退订"}
+CAMPAIGN_STATUSES = {"draft": "草稿", "queued": "排队中", "scheduled": "已定时", "sending": "发送中", "running": "发送中",
+                     "paused": "已暂停", "done": "已完成", "finished": "已完成", "cancelled": "已取消"}
+OUTBOX_STATUSES = {"pending": "待发送", "claimed": "发送中", "submitted": "已提交", "sent": "已发出", "delivered": "已送达",
+                   "undelivered": "未送达", "failed": "失败", "retry_wait": "等待重试", "skipped": "已跳过",
+                   "cancelled": "已取消"}
+
+
+@bp.app_template_filter("duration")
+def _duration(seconds) -> str:
+    seconds = float(seconds or 0)
+    if seconds < 60:
+        return f"{seconds:.0f} 秒"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} 分钟"
+    return f"{seconds / 3600:.1f} 小时"
+
+
+@bp.app_template_filter("exclusion")
+def _exclusion(reason: str) -> str:
+    return EXCLUSIONS.get(reason, reason)
+
+
+@bp.app_template_filter("campaign_status")
+def _campaign_status(status) -> str:
+    return CAMPAIGN_STATUSES.get(status, status or "")
+
+
+@bp.app_template_filter("outbox_status")
+def _outbox_status(status) -> str:
+    return OUTBOX_STATUSES.get(status, status or "")

@@ -1,0 +1,85 @@
+"""What every console view shares: the blueprint, Flask-Login's manager and user, the one permission
+decorator (`role_required`), `act` (an action into the audit log with the clerk's name), the error
+pages and the menu. `xnh/bot/console/__init__.py` wires them into the app."""
+import functools
+import logging
+
+from flask import Blueprint, abort, current_app, render_template, request
+from flask_login import LoginManager, UserMixin, current_user, login_required
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from ...store import state
+from ...store import users as store_users
+from .. import request_db
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("console", __name__, url_prefix="/console", static_folder="static",
+               static_url_path="/static")
+csrf = CSRFProtect()
+login_manager = LoginManager()
+login_manager.login_view = "console.login"
+login_manager.login_message = "请先登录。"
+
+
+class ConsoleUser(UserMixin):
+    """A row of `users` as Flask-Login wants it."""
+
+    def __init__(self, row: dict):
+        self.id, self.name, self.role = row["id"], row["name"], row["role"]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@login_manager.user_loader
+def _load_user(user_id: str):
+    row = store_users.get(request_db.get_db(), user_id)
+    return ConsoleUser(row) if row and row["active"] else None  # a disabled user is logged out at once
+
+
+def role_required(role: str):
+    """The one permission decorator: logged in, and `role` (403 otherwise)."""
+    def wrap(view):
+        @functools.wraps(view)
+        @login_required
+        def inner(*args, **kwargs):
+            if current_user.role != role:
+                act("forbidden", {"path": request.path})
+                abort(403)
+            return view(*args, **kwargs)
+        return inner
+    return wrap
+
+
+def act(action: str, detail: dict | None = None) -> None:
+    """Write a console action to the audit log with the logged-in clerk's name."""
+    actor = current_user.name if current_user and current_user.is_authenticated else "anonymous"
+    state.audit(request_db.get_db(), actor, action, {"via": "console", **(detail or {})})
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_error(e):
+    return render_template("console/error.html", title="表单已失效",
+                           message="表单缺少或带了过期的安全令牌(CSRF),请返回、刷新页面后再提交。"), 400
+
+
+@bp.errorhandler(403)
+def _forbidden(e):
+    return render_template("console/error.html", title="没有权限", message="只有管理员可以管理用户。"), 403
+
+
+@bp.errorhandler(413)
+def _too_large(e):
+    limit = current_app.config["CONSOLE_UPLOAD_LIMIT"] >> 20
+    return render_template("console/error.html", title="文件太大",
+                           message=f"上传的文件超过 {limit} MB 的上限。"), 413
+
+
+@bp.app_template_global()
+def console_nav():
+    items = [("console.dashboard", "概览"), ("console.upload", "导入数据"), ("console.campaigns", "群发"),
+             ("console.tickets", "工单"), ("console.audit", "操作日志")]
+    if current_user.is_authenticated and current_user.is_admin:
+        items.append(("console.users", "用户"))
+    return items
