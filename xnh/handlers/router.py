@@ -123,14 +123,12 @@ def _subscription(ctx: Context, on: bool) -> Reply:
 
 
 def warm_up(db: Database) -> None:
-    """Load what the first messages would otherwise wait for (Q&A index, OpenCC, pinyin, templates):
-    a long-running server calls this once before it takes traffic."""
+    """Load what the first messages would otherwise wait for (concepts and place names, the Q&A index,
+    OpenCC, pinyin, templates): a long-running server calls this once before it takes traffic."""
     for text in ("住院花了三千能報多少在县医院", "门诊报销有上限吗", "查报销"):
         route(Context(message=Message(text=text, sender="warm-up", channel="sms"), db=db, text=normalize(text),
                       today=clock.today(), state=Conversation()))
-    from ..policy_kb import matcher
-
-    matcher.rank(normalize("明天会下雨吗"))  # an unclear question also loads the pinyin channel
+    understand.decide(normalize("四川农村医保报销比例是多少"))  # the place names of China
 
 
 def respond(message: Message, db: Database) -> Reply:
