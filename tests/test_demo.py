@@ -48,7 +48,7 @@ def test_the_demo_has_its_own_database_and_never_queues_a_notice(tmp_path):
     db = store_db.open_db(path)
     assert demo.is_demo(db)
     assert db.execute("select count(*) from claims where status = '已拨付'").fetchone()[0] > 0
-    assert db.execute("select count(*) from notifications").fetchone()[0] == 0  # real-format phones: never
+    assert db.execute("select count(*) from outbox").fetchone()[0] == 0  # real-format phones: never
     db.close()
     assert not (tmp_path / "xnh.db").exists() and not store_db.has_county_data(real)
     assert demo.serving_path(real) == path

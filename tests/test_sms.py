@@ -248,13 +248,14 @@ def status(sid, state, code=None):
 
 @pytest.fixture
 def sent(db):
-    db["notifications"].insert({"phone": "13800000001", "kind": "payment", "ref": "C1", "text": "…",
-                                "status": "queued", "provider_sid": "SMout1"}, pk="id")
-    return lambda: db["notifications"].get(1)
+    db["outbox"].insert({"recipient": "13800000001", "channel": "sms", "kind": "payment", "ref": "C1", "text": "…",
+                         "status": "submitted", "provider_sid": "SMout1"}, pk="id")
+    return lambda: db["outbox"].get(1)
 
 
 @pytest.mark.parametrize("steps,final,code", [
     (["queued", "sent", "delivered"], "delivered", None),
+    (["sent", "undelivered"], "undelivered", "30003"),
     (["sent", "undelivered"], "undelivered", "30005"),
     (["failed"], "failed", "30003"),
     (["delivered", "sent"], "delivered", None),  # a late 'sent' does not undo 'delivered'
@@ -272,7 +273,7 @@ def test_status_callback_needs_a_signature(client, sent):
     params = status("SMout1", "delivered")
     assert post(client, params, path="/sms/status", signature=None).status_code == 403
     assert post(client, params, path="/sms/status", signature=sign(params)).status_code == 403  # signed for /sms
-    assert sent()["status"] == "queued"
+    assert sent()["status"] == "submitted"
 
 
 def test_status_callback_for_unknown_message_is_acknowledged(client, db):

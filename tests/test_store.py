@@ -42,8 +42,8 @@ def test_each_table_lives_in_one_file(tmp_path):
     service, county = tables(path), tables(tmp_path / "x.county.db")
     assert set(schema.COUNTY_TABLES) <= county
     assert not set(schema.COUNTY_TABLES) & service  # negative: no county table in the service file
-    assert {"conversations", "processed_messages", "notifications", "audit_log", "meta"} <= service
-    assert not {"conversations", "processed_messages", "notifications"} & county
+    assert {"conversations", "processed_messages", "outbox", "audit_log", "meta"} <= service
+    assert not {"conversations", "processed_messages", "outbox"} & county
 
 
 @pytest.fixture
@@ -116,14 +116,14 @@ def test_notices_survive_a_crash_between_the_import_and_their_derivation(tmp_pat
         sync.run(db, "claims", shared_file("data/claims.csv"))
     monkeypatch.undo()
     assert db.execute("select count(*) from claims").fetchone()[0] > 0  # the import committed
-    assert db.execute("select count(*) from notifications").fetchone()[0] == 0
+    assert db.execute("select count(*) from outbox").fetchone()[0] == 0
     queued = outbox.derive_payment_notices(db)  # what the next sync or `xnh serve` starting does
     paid = db.execute("select count(*) from claims where status = '已拨付'").fetchone()[0]
     assert 0 < queued <= paid
     assert outbox.derive_payment_notices(db) == 0  # and never twice
     result = sync.run(db, "claims", shared_file("data/claims.csv"))
     assert result.notifications == 0
-    assert db.execute("select count(*) from notifications").fetchone()[0] == queued
+    assert db.execute("select count(*) from outbox").fetchone()[0] == queued
     db.close()
 
 

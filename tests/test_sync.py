@@ -242,24 +242,25 @@ def test_stale_newer_and_same_rows(db, tmp_path):
     history = db.execute("select old_status, status, changed_at from claim_history order by id").fetchall()
     assert history == [(None, "已受理", "2026-03-10T09:00:00"), ("已受理", "审核中", "2026-03-20T09:00:00"),
                        ("审核中", "审核通过", "2026-04-01T09:00:00"), ("审核通过", "已拨付", "2026-04-20T09:00:00")]
-    note = db.execute("select phone, kind, ref, status, text from notifications").fetchall()
+    note = db.execute("select recipient, kind, ref, status, text from outbox").fetchall()
     assert len(note) == 1
     phone, kind, ref, status, text = note[0]
-    assert (phone, kind, ref, status) == ("13800009001", "payment", "BC9000000001", "queued")
+    # paid 2026-04-20, more than 30 days before the policy date 2026-06-15: recorded, not announced
+    assert (phone, kind, ref, status) == ("13800009001", "payment", "BC9000000001", "skipped")
     assert "王*明" in text and "王小明" not in text and "8400元" in text and "4月20日" in text
     # a newer timestamp with nothing else changed is not an update; the same file again changes nothing
     again = sync.run(db, "claims", write_csv(tmp_path / "c4.csv", CLAIM_HEADER,
                                               [{**steps[-1], "更新时间": "2026-05-01T09:00:00"}]))
     assert counts(again) == (0, 0, 1, 0)
     assert counts(sync.run(db, "claims", tmp_path / "c3.csv")) == (0, 0, 3, 0)
-    assert table_count(db, "claim_history") == 4 and table_count(db, "notifications") == 1
+    assert table_count(db, "claim_history") == 4 and table_count(db, "outbox") == 1
 
 
 def _snapshot(db) -> dict:
     return {"claims": db.execute("select * from claims order by claim_id").fetchall(),
             "history": db.execute("select id, claim_id, old_status, status, changed_at from claim_history "
                                   "order by id").fetchall(),
-            "notifications": db.execute("select id, phone, ref, text from notifications order by id").fetchall(),
+            "outbox": db.execute("select id, recipient, ref, text from outbox order by id").fetchall(),
             "rejected": db.execute('select line, "column", reason, raw from rejected_rows order by id').fetchall()}
 
 
@@ -293,7 +294,7 @@ def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch,
     assert [h[1:4] for h in snapshots[0]["history"]] == [
         ("BC1", None, "已受理"), ("BC2", None, "已拨付"), ("BC1", "已受理", "审核中"), ("BC4", None, "已拨付"),
         ("BC1", "审核中", "已拨付")]
-    assert sorted(n[2] for n in snapshots[0]["notifications"]) == ["BC1", "BC2", "BC4"]
+    assert sorted(n[2] for n in snapshots[0]["outbox"]) == ["BC1", "BC2", "BC4"]
     assert snapshots[0]["claims"][0][2] == "HH9000001"  # the household from members
 
 
@@ -302,7 +303,7 @@ def test_idempotent_rerun_of_the_samples(db, copy):
     for kind, path in files:
         sync.run(db, kind, path)
     snapshot = {t: db.execute(f"select * from {t} order by 1, 2").fetchall()
-                for t in ("members", "enrollments", "claims", "claim_history", "notifications")}
+                for t in ("members", "enrollments", "claims", "claim_history", "outbox")}
     for kind, path in files:
         result = sync.run(db, kind, path)
         assert result.inserted == result.updated == result.rejected == 0
@@ -319,7 +320,7 @@ def test_members_latest_data_and_claim_households(db, tmp_path):
                                      [claim(参合证号="HH9000002-03", 状态="已拨付", 补偿金额="100.00",
                                             拨付日期="2026-04-01")]))
     assert db.execute("select household_id from claims").fetchone() == ("HH9000002",)
-    assert table_count(db, "notifications") == 0  # no phone known yet
+    assert table_count(db, "outbox") == 0  # no phone known yet
     # ... and is corrected when the member's enrollment says otherwise (moved household by marriage)
     rows = [member(年度="2025", 参合证号="HH9000002-03", 户号="HH9000002", 联系电话="13800000002",
                    更新时间="2024-12-30T18:00:00"),
@@ -340,7 +341,7 @@ def test_payment_notice_uses_a_household_phone_and_is_queued_once(db, tmp_path):
                  拨付方式="一卡通")
     result = sync.run(db, "claims", write_csv(tmp_path / "c.csv", CLAIM_HEADER, [paid]))
     assert result.notifications == 1
-    phone, text = db.execute("select phone, text from notifications").fetchone()
+    phone, text = db.execute("select recipient, text from outbox").fetchone()
     assert phone == "13800009001"
     assert text == "【新农合】王*3月示范县人民医院住院的补偿款640元已于3月23日拨付到一卡通,请查收。"
     assert "\n" not in text
@@ -490,7 +491,7 @@ def test_kill_9_in_the_middle_leaves_the_database_as_it_was(tmp_path, copy):
     db = store.open_db(str(db_path))
     sync.run(db, "claims", copy("claims.csv"))
     before = {t: table_count(db, t) for t in ("claims", "claim_history", "sync_runs", "rejected_rows",
-                                              "notifications")}
+                                              "outbox")}
     db.close()
     big = _big_claims(tmp_path / "big.csv", 200_000, bad_every=5000)
     env = dict(os.environ, XNH_DB=str(db_path))
@@ -537,7 +538,7 @@ def test_kill_9_in_the_middle_leaves_the_database_as_it_was_and_no_process(tmp_p
     db = store.open_db(str(db_path))
     sync.run(db, "claims", copy("claims.csv"))
     before = {t: table_count(db, t) for t in ("claims", "claim_history", "sync_runs", "rejected_rows",
-                                              "notifications")}
+                                              "outbox")}
     db.close()
     big = _big_claims(tmp_path / "big.csv", 200_000, bad_every=5000)
     env = dict(os.environ, XNH_DB=str(db_path))

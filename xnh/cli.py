@@ -169,3 +169,136 @@ def user_add(name, role):
     finally:
         conn.close()
     click.echo(f"user {name} added ({role}): {os.path.abspath(db.db_path())}")
+
+
+# -- broadcasts and the worker ---------------------------------------------------------------------------
+
+def _service_db():
+    """The real database (never the demo's: broadcasts are for real households), writable."""
+    from .store import db
+
+    conn = db.open_db(db.db_path())
+    db.check_writable(conn)
+    return conn
+
+
+def _actor() -> str:
+    """Who runs the command, for the audit log (XNH_ACTOR, else the login name)."""
+    import getpass
+
+    return os.environ.get("XNH_ACTOR") or f"cli:{getpass.getuser()}"
+
+
+def _campaign_call(fn, *args, **kwargs):
+    """Run a campaigns function; its refusals (CampaignError, a bad audience or template) end in one line."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@cli.group(cls=_Group)
+def broadcast():
+    """Campaigns: new, preview, send, status, cancel (the worker sends what is queued)."""
+
+
+@broadcast.command("new")
+@click.option("--name", required=True, help="The campaign's name.")
+@click.option("--audience", required=True, help='Terms that must all hold, e.g. "unpaid=2027 township=东山镇".')
+@click.option("--text", required=True, help="The message, a Jinja template: {{ name }} {{ amount }} {{ year }} "
+                                            "{{ deadline }} {{ township }}.")
+@click.option("--channel", "channels", multiple=True, type=click.Choice(["sms", "telegram"]), default=("sms",),
+              show_default=True, help="Repeat for both; telegram reaches users who bound their phone.")
+@click.option("--at", "schedule", default=None, help="Send from this ISO date-time (China time unless a zone is given).")
+@click.option("--window", default="21:00-08:00", show_default=True,
+              help="Quiet hours, China time: no sends from the first time until the second.")
+def broadcast_new(name, audience, text, channels, schedule, window):
+    """Create a campaign (not sent yet); prints its id as the last line."""
+    from .broadcast import campaigns
+
+    db = _service_db()
+    cid = _campaign_call(campaigns.create, db, name=name, audience=audience, text=text, channels=channels,
+                         schedule=schedule, window=window, actor=_actor())
+    click.echo(f"campaign {cid} created: xnh broadcast preview {cid}")
+    click.echo(cid)
+
+
+@broadcast.command("preview")
+@click.argument("campaign_id", type=int)
+def broadcast_preview(campaign_id):
+    """Who and what a campaign would send: count, exclusions, 3 previews, segments, cost, time, blockers."""
+    from .broadcast import campaigns
+
+    p = _campaign_call(campaigns.preview, _service_db(), campaign_id)
+    click.echo(f"recipients: {p.count}" + "".join(f"  {c}={n}" for c, n in sorted(p.channels.items())))
+    click.echo("excluded: " + (", ".join(f"{r}={n}" for r, n in p.excluded.items()) or "none"))
+    for i, sample in enumerate(p.samples, 1):
+        click.echo(f"preview {i}: {sample}")
+    click.echo(f"segments: {p.segments_per_message} per message (max), {p.total_segments} in all")
+    click.echo(f"cost: {p.cost} (at {campaigns.sms_price()} a segment)")
+    click.echo(f"time: {p.seconds:.0f} s at {campaigns.sms_rate():g} segments/s")
+    click.echo(f"same-day: {p.same_day} phone(s) already in another campaign today")
+    click.echo("blockers: " + ("; ".join(p.blockers) or "none"))
+
+
+@broadcast.command("send")
+@click.argument("campaign_id", type=int)
+def broadcast_send(campaign_id):
+    """Queue a campaign's messages in the outbox (the worker sends them)."""
+    from .broadcast import campaigns
+
+    n = _campaign_call(campaigns.send, _service_db(), campaign_id, _actor())
+    click.echo(f"queued={n}")
+
+
+@broadcast.command("status")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def broadcast_status(campaign_id, as_json):
+    """A campaign's messages by status, failures by reason, and rows claimed by a worker that died."""
+    from .broadcast import campaigns
+
+    s = _campaign_call(campaigns.status, _service_db(), campaign_id)
+    if as_json:
+        click.echo(json.dumps(s, ensure_ascii=False, indent=2, default=str))
+        return
+    click.echo(f"campaign {s['id']} {s['name']!r}: {s['status']}" + (" (paused)" if s["paused"] else ""))
+    if s["paused"]:
+        click.echo(f"paused: {s['paused_reason']}")
+    click.echo(" ".join(f"{k}={v}" for k, v in s["counts"].items()))
+    click.echo("failures: " + (", ".join(f"{r}={n}" for r, n in s["failures"].items()) or "none"))
+    stale = s["stale_claims"]
+    click.echo(f"claimed when a worker stopped (may or may not have been sent): {len(stale)}"
+               + (" ids=" + ",".join(str(r["id"]) for r in stale) if stale else ""))
+
+
+@broadcast.command("cancel")
+@click.argument("campaign_id", type=int)
+def broadcast_cancel(campaign_id):
+    """Cancel a campaign: every message still waiting is cancelled now."""
+    from .broadcast import campaigns
+
+    n = _campaign_call(campaigns.cancel, _service_db(), campaign_id, _actor())
+    click.echo(f"cancelled={n}")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@cli.command()
+@click.option("--until-idle", is_flag=True, help="Exit when nothing is due (cron, tests).")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Sending threads.")
+def worker(until_idle, threads):
+    """Send what the outbox holds (broadcasts, payment notices, clerks' answers) at XNH_SMS_PER_SECOND."""
+    import signal
+
+    from .broadcast import worker as worker_mod
+
+    _service_db().close()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        sent = worker_mod.run(until_idle=until_idle, threads=threads)
+    except KeyboardInterrupt:
+        sent = None
+    click.echo(f"sent={sent}" if sent is not None else "stopped")

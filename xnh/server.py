@@ -1,5 +1,6 @@
-"""`xnh serve`: the Flask app on waitress (a production WSGI server), plus the Telegram bot in a
-background thread when TELEGRAM_BOT_TOKEN is set (polling; webhook mode when TELEGRAM_WEBHOOK_URL
+"""`xnh serve`: the Flask app on waitress (a production WSGI server), the outbound worker
+(xnh/broadcast/worker.py) in a background thread, plus the Telegram bot in a background thread when
+TELEGRAM_BOT_TOKEN is set (polling; webhook mode when TELEGRAM_WEBHOOK_URL
 and TELEGRAM_WEBHOOK_SECRET are set). Ctrl-C or SIGTERM stops both cleanly.
 
     XNH_DB=xnh.db TWILIO_AUTH_TOKEN=... xnh serve --port 5000
@@ -39,6 +40,7 @@ def serve(host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
     except (OSError, ValueError) as e:  # waitress: ValueError for a host it cannot resolve
         raise ServeError(_listen_reason(e, host, port)) from None
     runner = _telegram(app)
+    sending = _worker(real)
     signal.signal(signal.SIGTERM, _interrupt)
     logger.info("xnh serving on http://%s:%s (%d threads), database %s%s", host, server.effective_port, threads,
                 os.path.abspath(real), "" if serving == real else
@@ -49,7 +51,27 @@ def serve(host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
         logger.info("stopping")
         if runner:
             runner.stop()
+        sending[0].set()
+        sending[1].join(15)
         server.close()
+
+
+def _worker(path: str) -> tuple[threading.Event, threading.Thread]:
+    """The outbound worker (xnh.broadcast.worker) in a background thread on the real database (never the
+    demo's); stopped by setting the event. It sends nothing while no Twilio credentials are set."""
+    from .broadcast import worker
+
+    stop = threading.Event()
+
+    def run():
+        try:
+            worker.run(path, stop=stop)
+        except Exception:  # the service keeps answering; the log says why nothing is sent
+            logger.exception("the outbound worker stopped")
+
+    thread = threading.Thread(target=run, name="xnh-worker", daemon=True)
+    thread.start()
+    return stop, thread
 
 
 def _check_writable(path: str) -> None:

@@ -23,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import demo
 from ..store import db as store_db
+from ..broadcast import twilio_errors, worker
 from ..store import outbox, state
 from ..handlers.router import respond
 from ..message import Message
@@ -34,6 +35,10 @@ bp = Blueprint("sms", __name__)
 
 _STATUS_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
                 "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4, "read": 5}
+# the outbox status a callback moves a row to (None: kept as an event only, the row stays submitted)
+_OUTBOX_STATUS = {"accepted": None, "scheduled": None, "queued": None, "sending": None, "sent": "sent",
+                  "delivered": "delivered", "undelivered": "undelivered", "failed": "failed",
+                  "canceled": "failed", "read": "delivered"}
 # XML 1.0 cannot carry these at all, escaped or not
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -65,7 +70,8 @@ def status_callback():
     if not sid or status not in _STATUS_RANK:
         abort(400)
     db = request_db.get_db()
-    if not record_status(db, sid, status, form.get("ErrorCode") or None):
+    row = request.args.get("outbox", "")
+    if not record_status(db, sid, status, form.get("ErrorCode") or None, int(row) if row.isdigit() else None):
         logger.info("status %s for unknown message %s", status, sid)
     return Response(status=204)
 
@@ -117,13 +123,38 @@ def xml_safe(text: str) -> str:
     return _NOT_XML.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def record_status(db, sid: str, status: str, error_code: str | None) -> bool:
-    """Apply a delivery callback to the notification sent as `sid`; False when no such message.
-    A late callback never moves a message back (a 'sent' arriving after 'delivered' is kept as history only)."""
-    found = outbox.record_delivery(db, sid, status, error_code,
-                                   moves_on=lambda old: _STATUS_RANK[status] >= _STATUS_RANK.get(old, -1))
+def record_status(db, sid: str, status: str, error_code: str | None, outbox_id: int | None = None) -> bool:
+    """Apply a delivery callback to the outbox row `outbox_id` (from the StatusCallback URL), else the one
+    sent as `sid`; False when no such message. A late callback never moves a message back (a 'sent'
+    arriving after 'delivered' is kept as history only). An error code acts as the error table says
+    (twilio_errors: an opt-out, a bad number, a burst of carrier blocks pausing the campaign)."""
+    new = _OUTBOX_STATUS[status]
+    action = twilio_errors.classify(code=error_code) if error_code else None
+    store_db.begin_write(db)
+    try:
+        row = outbox.record_delivery(db, sid, status, error_code, outbox_id=outbox_id, apply=new,
+                                     reason=action.reason if action and new in ("undelivered", "failed") else None,
+                                     moves_on=lambda old: _STATUS_RANK[status] >= _STATUS_RANK.get(old, -1))
+        if row and action and new in ("undelivered", "failed"):
+            _consequence(db, row, action, error_code)
+    except BaseException:
+        store_db.finish(db, failed=True)
+        raise
     store_db.finish(db)
-    return found
+    return row is not None
+
+
+def _consequence(db, row: dict, action, code: str) -> None:
+    """What an undelivered message's error code means for its number or campaign (the message itself is
+    not resent from a callback: it may have reached the phone)."""
+    phone = row["recipient"]
+    if action.kind == "opt_out" and row["channel"] == "sms":
+        state.set_subscribed(db, phone, False, via=f"twilio {code}")
+        outbox.skip_opted_out(db, phone)
+    elif action.kind == "bad_number" and row["channel"] == "sms":
+        outbox.mark_bad_number(db, phone, str(code), action.reason)
+    elif action.kind == "burst" and row["campaign_id"]:
+        worker.check_burst(db, row["campaign_id"])
 
 
 def signed_form() -> MultiDict:

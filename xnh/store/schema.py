@@ -121,6 +121,47 @@ def m005_county_data_in_its_own_file(db: Database):
 
 
 @migrations()
+def m006_outbox(db: Database):
+    """One outbox for every outbound message (broadcasts, payment notices, clerks' answers), campaigns,
+    numbers known to be bad, and the send-rate bucket shared by every worker (store/outbox.py).
+    The queued payment notices move from `notifications` into it with their ids (delivery_events
+    keep pointing at them), and `notifications` is dropped."""
+    db["campaigns"].create({
+        "id": int, "name": str, "audience": str, "text": str, "channels": str, "schedule": str,
+        "quiet_start": str, "quiet_end": str, "status": str, "paused": int, "paused_reason": str,
+        "created_by": str, "created_at": str, "sent_at": str, "cancelled_at": str,
+    }, pk="id")
+    db["outbox"].create({
+        "id": int, "kind": str, "ref": str, "campaign_id": int, "recipient": str, "channel": str,
+        "text": str, "fields": str, "segments": int, "priority": int, "status": str, "reason": str,
+        "attempts": int, "not_before": float, "next_attempt_at": float, "quiet_start": str, "quiet_end": str,
+        "lease_until": float, "worker": str, "provider_sid": str, "error_code": str, "maybe_sent": int,
+        "created_at": str, "updated_at": str, "submitted_at": str,
+    }, pk="id", defaults={"attempts": 0, "maybe_sent": 0, "priority": 2})
+    db.execute("CREATE UNIQUE INDEX outbox_campaign_recipient ON outbox (campaign_id, recipient, channel) "
+               "WHERE campaign_id IS NOT NULL")
+    db.execute("CREATE UNIQUE INDEX outbox_kind_ref_recipient ON outbox (kind, ref, recipient, channel) "
+               "WHERE campaign_id IS NULL")
+    db.execute("CREATE INDEX outbox_due ON outbox (status, priority, id)")
+    db.execute("CREATE INDEX outbox_campaign_status ON outbox (campaign_id, status)")
+    db.execute("CREATE INDEX outbox_provider_sid ON outbox (provider_sid)")
+    db.execute("CREATE INDEX outbox_recipient ON outbox (recipient, created_at)")
+    db["bad_numbers"].create({"phone": str, "code": str, "reason": str, "at": str}, pk="phone")
+    db["rate_buckets"].create({"name": str, "tat": float}, pk="name")
+    if db["notifications"].exists():
+        db.execute("""
+            INSERT INTO outbox (id, kind, ref, recipient, channel, text, priority, status, reason,
+                                provider_sid, error_code, created_at, updated_at, submitted_at,
+                                quiet_start, quiet_end)
+            SELECT id, kind, ref, phone, 'sms', text, 1,
+                   CASE status WHEN 'queued' THEN 'pending' ELSE status END, NULL,
+                   provider_sid, error_code, created_at, created_at, sent_at, '21:00', '08:00'
+            FROM notifications""")
+        db.execute("DROP TABLE notifications")
+    db.execute("ALTER TABLE delivery_events RENAME COLUMN notification_id TO outbox_id")
+
+
+@migrations()
 def m007_console(db: Database):
     """The clerks' console (xnh/bot/console/): its users (argon2 hashes, role clerk|admin, disabled
     instead of deleted so the audit log keeps naming them), login attempts (failures are limited per
@@ -137,3 +178,4 @@ def m007_console(db: Database):
         "rows_done": int, "rows_total": int, "error": str, "sync_run_id": int, "inserted": int, "updated": int,
         "unchanged": int, "rejected": int, "uploaded_by": str, "created_at": str, "finished_at": str,
     }, pk="id")
+

@@ -1,0 +1,100 @@
+"""A local fake of Twilio's Messages API for tests and benchmarks (127.0.0.1 only).
+
+    with FakeTwilio() as fake:                     # fake.base → TWILIO_API_BASE
+        fake.script["+8613800000001"] = [500, "ok"]  # per recipient, in order; then "ok"
+        ...
+        fake.requests                              # [(time, to, body, status_callback), ...] in arrival order
+
+Behaviours: "ok" (201 with a new SM sid), 429, 500 (or any 5xx), "timeout" (answers after `delay`
+seconds, longer than the client waits), or a Twilio error code (21610, 21211, 21614, 30003, 30004, 30005,
+30006, 30007: a 400 with that code). Every request is recorded with its arrival time, whatever the answer.
+"""
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+
+class FakeTwilio:
+    def __init__(self, timeout_delay: float = 2.0):
+        self.script: dict[str, list] = {}
+        self.requests: list[tuple] = []
+        self.timeout_delay = timeout_delay
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                at = time.time()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                form = {k: v[0] for k, v in parse_qs(body).items()}
+                if not (self.path.startswith("/2010-04-01/Accounts/") and self.path.endswith("/Messages.json")):
+                    return self._answer(404, {"code": 20404, "message": "not found", "status": 404})
+                to = form.get("To", "")
+                with fake.lock:
+                    fake.requests.append((at, to, form.get("Body", ""), form.get("StatusCallback")))
+                    steps = fake.script.get(to)
+                    step = steps.pop(0) if steps else "ok"
+                if step == "timeout":
+                    time.sleep(fake.timeout_delay)
+                    step = 500
+                if step == "ok":
+                    sid = "SM" + uuid.uuid4().hex
+                    return self._answer(201, {"sid": sid, "status": "queued", "to": to, "body": form.get("Body")})
+                if isinstance(step, int) and step < 600:
+                    return self._answer(step, {"code": 20429 if step == 429 else 20500, "message": "fake",
+                                               "status": step})
+                return self._answer(400, {"code": int(step), "message": f"fake error {step}", "status": 400})
+
+            def _answer(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeTwilio":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def to(self, recipient: str) -> list[tuple]:
+        return [r for r in self.requests if r[1] == recipient]
+
+    def per_second(self) -> dict[int, int]:
+        """Requests by whole second of arrival."""
+        counts: dict[int, int] = {}
+        for at, *_ in self.requests:
+            counts[int(at)] = counts.get(int(at), 0) + 1
+        return counts
+
+
+def serve_forever_main():  # pragma: no cover - `python tests/fake_twilio.py PORTFILE` for subprocess tests
+    import sys
+
+    fake = FakeTwilio()
+    with fake:
+        with open(sys.argv[1], "w") as f:
+            f.write(fake.base)
+        while True:
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    serve_forever_main()

@@ -1,0 +1,384 @@
+"""Campaigns: create, preview, send (materialise every recipient into the outbox), cancel, status.
+
+    cid = create(db, name="缴费提醒", audience="unpaid=2027", text="{{ name }}您好…", actor="clerk1")
+    p = preview(db, cid)            # count, exclusions, 3 samples, segments, cost, time, blockers, same-day
+    send(db, cid, actor="clerk1")   # → rows queued; the worker sends them
+    cancel(db, cid, actor="clerk1") # waiting rows → cancelled at once
+    status(db, cid)                 # counts by status, failures by reason, rows claimed when a worker died
+
+One message per phone per campaign: each phone of a matching household once (the unique index on
+(campaign, recipient, channel) holds it even if `send` ran twice). With channels sms and telegram, a
+phone bound to a Telegram user gets the Telegram message instead of an SMS; with telegram alone, only
+bound phones are reached. Opted-out and known-bad numbers are written as `skipped` with their reason,
+so the counts say who was left out and why.
+
+Recipients are written in one INSERT … SELECT from the county data (no Python loop per row): the row
+holds the recipient's fields as JSON and the worker renders the text when it claims the row.
+Every create, send and cancel is written to the audit log with its actor.
+"""
+import datetime as dt
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from .. import clock
+from ..privacy import mask_name
+from ..store import outbox
+from ..store.db import begin_write
+from ..store.state import audit, stamp
+from . import audience as aud
+from . import render
+
+CHANNELS = ("sms", "telegram")
+DEFAULT_WINDOW = outbox.DEFAULT_QUIET
+TELEGRAM_PER_SECOND = 25.0
+EXACT_UP_TO = 20000  # a preview renders every recipient up to this many, else an even sample of them
+_HM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+class CampaignError(ValueError):
+    """A campaign that cannot be created, sent or cancelled as asked (the message says why)."""
+
+
+@dataclass
+class Preview:
+    count: int  # messages that will be sent (exclusions not counted)
+    excluded: dict[str, int] = field(default_factory=dict)
+    samples: list[str] = field(default_factory=list)
+    segments_per_message: int = 0  # the most any one message costs
+    total_segments: int = 0  # SMS parts in all (Telegram messages cost none)
+    cost: Decimal = Decimal("0")
+    seconds: float = 0.0
+    blockers: list[str] = field(default_factory=list)
+    same_day: int = 0  # phones already in another campaign today
+    channels: dict[str, int] = field(default_factory=dict)  # messages by channel
+
+
+def sms_rate() -> float:
+    """XNH_SMS_PER_SECOND (segments a second, default 10)."""
+    return float(os.environ.get("XNH_SMS_PER_SECOND") or 10)
+
+
+def sms_price() -> Decimal:
+    """XNH_SMS_PRICE: the price of one SMS segment (default 0.05)."""
+    return Decimal(os.environ.get("XNH_SMS_PRICE") or "0.05")
+
+
+# -- create ---------------------------------------------------------------------------------------------
+
+def create(db, *, name: str, audience: str, text: str, channels=("sms",), schedule=None,
+           window=DEFAULT_WINDOW, actor: str) -> int:
+    """Save a campaign (not sent yet) and return its id. Raises CampaignError (AudienceError and
+    TemplateProblem are CampaignErrors' siblings: ValueError) for what cannot work at all."""
+    name, text = (name or "").strip(), text or ""
+    if not name:
+        raise CampaignError("活动名称为空 / a campaign needs a name")
+    aud.parse(audience)
+    render.compile_text(text)
+    chans = _channels(channels)
+    quiet = _window(window)
+    when = _schedule(schedule)
+    begin_write(db)
+    try:
+        cid = db.conn.execute(
+            "INSERT INTO campaigns (name, audience, text, channels, schedule, quiet_start, quiet_end, status, "
+            "paused, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'draft', 0, ?, ?)",
+            [name, audience.strip(), text, json.dumps(chans), when.isoformat() if when else None,
+             quiet[0], quiet[1], actor, stamp()]).lastrowid
+        audit(db, actor, "campaign_create", {"campaign": cid, "name": name, "audience": audience.strip()})
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
+    return cid
+
+
+def _channels(channels) -> list[str]:
+    chans = [c for c in CHANNELS if c in set(channels or ())]
+    unknown = set(channels or ()) - set(CHANNELS)
+    if unknown or not chans:
+        raise CampaignError(f"渠道不对 / channels must be sms and/or telegram, not {sorted(unknown) or 'none'}")
+    return chans
+
+
+def _window(window) -> tuple[str | None, str | None]:
+    """(quiet_start, quiet_end): no sends from start until end (China time); (None, None) sends at any hour."""
+    if window is None:
+        return None, None
+    if isinstance(window, str):
+        window = tuple(window.split("-"))
+    if len(window) != 2 or not all(isinstance(w, str) and _HM.fullmatch(w) for w in window):
+        raise CampaignError(f"发送时段不对 / window {window!r}: write it as 21:00-08:00 (the hours with no sends)")
+    return (None, None) if window[0] == window[1] else (window[0], window[1])
+
+
+def _schedule(schedule) -> dt.datetime | None:
+    if schedule in (None, "", "now"):
+        return None
+    if isinstance(schedule, dt.datetime):
+        value = schedule
+    else:
+        try:
+            value = dt.datetime.fromisoformat(str(schedule))
+        except ValueError:
+            raise CampaignError(f"时间不对 / --at {schedule!r} is not an ISO date-time (2026-12-01T09:00)") from None
+    return value if value.tzinfo else value.replace(tzinfo=clock.CHINA)
+
+
+# -- reading a campaign -----------------------------------------------------------------------------------
+
+_COLUMNS = ("id", "name", "audience", "text", "channels", "schedule", "quiet_start", "quiet_end", "status",
+            "paused", "paused_reason", "created_by", "created_at", "sent_at", "cancelled_at")
+
+
+def get(db, campaign_id: int) -> dict:
+    row = db.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
+    if row is None:
+        raise CampaignError(f"没有这个活动 / no campaign {campaign_id}")
+    found = dict(zip(_COLUMNS, row))
+    found["channels"] = json.loads(found["channels"])
+    return found
+
+
+def list_campaigns(db) -> list[dict]:
+    """Every campaign, newest first, with its counts by status."""
+    ids = [r[0] for r in db.conn.execute("SELECT id FROM campaigns ORDER BY id DESC")]
+    return [{**get(db, cid), "counts": outbox.counts(db, cid)} for cid in ids]
+
+
+def campaign_fields(campaign: dict) -> dict:
+    """The fields every recipient of `campaign` shares: year and deadline."""
+    audience = aud.parse(campaign["audience"])
+    today = clock.today()
+    year = audience.year or today.year
+    deadline_year = year - 1 if "unpaid" in audience.terms else today.year
+    return {"year": year, "deadline": f"{deadline_year}年12月30日"}
+
+
+# -- the audience as rows ----------------------------------------------------------------------------------
+
+_TEMP = "temp._xnh_audience"
+
+
+def _build_audience(db, audience_text: str) -> None:
+    """Fill temp._xnh_audience(phone, household_id, name, township, amount) with one row per phone of every
+    matching household (the phone's own member: the householder first). Names are masked here."""
+    audience = aud.parse(audience_text)
+    households, params = aud.households_sql(audience, clock.today())
+    claims = "claim_status" in audience.terms or "claim_days" in audience.terms
+    if claims:
+        cond, cparams = ["c.household_id = p.household_id"], []
+        if "claim_status" in audience.terms:
+            cond.append("c.status = ?")
+            cparams.append(audience.terms["claim_status"])
+        amount = (f"(SELECT c.reimbursed FROM claims AS c WHERE {' AND '.join(cond)} "
+                  "ORDER BY coalesce(nullif(c.paid_date, ''), c.admitted) DESC LIMIT 1)")
+    else:
+        year = (audience.terms["unpaid"] - 1) if "unpaid" in audience.terms else (audience.year or clock.today().year)
+        amount = ("(SELECT printf('%d.%02d', s / 100, s % 100) FROM (SELECT sum(CAST(round(CAST(e.paid_amount AS REAL)"
+                  " * 100) AS INTEGER)) AS s FROM enrollments AS e WHERE e.household_id = p.household_id "
+                  "AND e.year = ? AND e.paid_amount != ''))")
+        cparams = [year]
+    db.conn.create_function("xnh_mask_name", 1, mask_name, deterministic=True)
+    db.conn.execute(f"DROP TABLE IF EXISTS {_TEMP}")
+    db.conn.execute(f"""
+        CREATE TABLE {_TEMP} AS
+        WITH hh AS ({households}),
+        ph AS (SELECT m.phone, m.household_id, m.name, m.township,
+                      row_number() OVER (PARTITION BY m.phone ORDER BY m.relation != '户主', m.member_id) AS rn
+               FROM members AS m JOIN hh ON hh.household_id = m.household_id
+               WHERE m.phone IS NOT NULL AND m.phone != '')
+        SELECT p.phone, p.household_id, xnh_mask_name(p.name) AS name, p.township, {amount} AS amount
+        FROM ph AS p WHERE p.rn = 1""", params + cparams)
+
+
+_TG = "(SELECT phone, min(sender) AS sender FROM bindings WHERE channel = 'telegram' GROUP BY phone)"
+
+
+def _recipients_sql(channels: list[str]) -> str:
+    """SELECT recipient, channel, phone, fields (JSON), exclusion reason (or NULL) from the temp audience."""
+    fields = "json_object('name', a.name, 'township', a.township, 'amount', a.amount)"
+    reason = ("CASE WHEN EXISTS (SELECT 1 FROM subscriptions AS s WHERE s.phone = a.phone AND s.subscribed = 0) "
+              "THEN 'opted out' WHEN EXISTS (SELECT 1 FROM bad_numbers AS x WHERE x.phone = a.phone) "
+              "THEN 'bad number' END")
+    parts = []
+    if "telegram" in channels:
+        parts.append(f"SELECT t.sender AS recipient, 'telegram' AS channel, a.phone, {fields} AS fields, "
+                     f"{reason} AS reason FROM {_TEMP} AS a JOIN {_TG} AS t ON t.phone = a.phone")
+    if "sms" in channels:
+        skip_bound = (f" WHERE NOT EXISTS (SELECT 1 FROM bindings AS b WHERE b.phone = a.phone "
+                      f"AND b.channel = 'telegram')") if "telegram" in channels else ""
+        parts.append(f"SELECT a.phone AS recipient, 'sms' AS channel, a.phone, {fields} AS fields, "
+                     f"{reason} AS reason FROM {_TEMP} AS a{skip_bound}")
+    return " UNION ALL ".join(parts)
+
+
+# -- preview ----------------------------------------------------------------------------------------------
+
+def preview(db, campaign_id: int) -> Preview:
+    """What sending campaign `campaign_id` would do (nothing is written but a temp table)."""
+    c = get(db, campaign_id)
+    return _preview(db, c, exclude_campaign=campaign_id)
+
+
+def draft_preview(db, *, audience: str, text: str, channels=("sms",), window=DEFAULT_WINDOW,
+                  schedule=None) -> Preview:
+    """The preview of a campaign not saved yet (the console's live preview). An unreadable audience or
+    template is a blocker here, not an exception."""
+    try:
+        chans, quiet = _channels(channels), _window(window)
+        when = _schedule(schedule)
+        aud.parse(audience)
+    except ValueError as e:
+        return Preview(count=0, blockers=[str(e)])
+    c = {"id": None, "audience": audience, "text": text, "channels": chans, "quiet_start": quiet[0],
+         "quiet_end": quiet[1], "schedule": when.isoformat() if when else None}
+    return _preview(db, c, exclude_campaign=None)
+
+
+def _preview(db, c: dict, exclude_campaign, exact_up_to: int = EXACT_UP_TO) -> Preview:
+    _build_audience(db, c["audience"])
+    rows = db.conn.execute(f"SELECT recipient, channel, phone, fields, reason FROM ({_recipients_sql(c['channels'])}) "
+                           "ORDER BY recipient").fetchall()
+    excluded: dict[str, int] = {}
+    sendable = []
+    for row in rows:
+        if row[4]:
+            excluded[row[4]] = excluded.get(row[4], 0) + 1
+        else:
+            sendable.append(row)
+    p = Preview(count=len(sendable), excluded=excluded)
+    for row in sendable:
+        p.channels[row[1]] = p.channels.get(row[1], 0) + 1
+    shared = campaign_fields(c)
+    _measure(p, c["text"], sendable, shared, exact_up_to)
+    p.same_day = _same_day(db, exclude_campaign)
+    p.blockers += _window_blockers(c)
+    if not sendable and not any("模板" in b for b in p.blockers):
+        p.blockers.insert(0, "收件人为空 / the audience is empty: nobody would get this message")
+    return p
+
+
+def _measure(p: Preview, text: str, sendable: list, shared: dict, exact_up_to: int) -> None:
+    """Samples, segments, cost and time; a template error or a text over the limit becomes a blocker."""
+    sms = [r for r in sendable if r[1] == "sms"]
+    step = max(1, len(sms) // exact_up_to)
+    measured = sms[::step]
+    try:
+        render.compile_text(text)
+        p.samples = [render.render(text, {**json.loads(r[3]), **shared}) for r in sendable[:3]]
+        if not sendable:
+            p.samples = [render.render(text, {"name": "张*三", "township": "", "amount": "", **shared})]
+        lengths = [render.render(text, {**json.loads(r[3]), **shared}) for r in measured]
+    except render.TemplateProblem as e:
+        p.blockers.append(str(e))
+        return
+    longest = max((len(t) for t in lengths + p.samples), default=0)
+    if longest > render.MAX_CHARS:
+        p.blockers.append(f"短信过长 / the text is {longest} characters, over the limit of {render.MAX_CHARS}")
+    per = [render.parts(t) for t in lengths]
+    p.segments_per_message = max(per + [render.parts(t) for t in p.samples], default=0)
+    p.total_segments = round(sum(per) * len(sms) / len(measured)) if measured else 0
+    p.cost = (sms_price() * p.total_segments).quantize(Decimal("0.01"))
+    tg = p.channels.get("telegram", 0)
+    p.seconds = round(max(p.total_segments / sms_rate(), tg / TELEGRAM_PER_SECOND), 1)
+
+
+def _same_day(db, exclude_campaign) -> int:
+    """Phones of the audience already sent to (or queued) by another campaign today (policy date)."""
+    today = clock.today().isoformat()
+    return db.conn.execute(
+        f"SELECT count(DISTINCT a.phone) FROM {_TEMP} AS a WHERE EXISTS (SELECT 1 FROM outbox AS o "
+        "WHERE o.recipient = a.phone AND o.campaign_id IS NOT NULL AND o.campaign_id IS NOT ? "
+        "AND substr(o.created_at, 1, 10) = ? AND o.status NOT IN ('skipped', 'cancelled'))",
+        [exclude_campaign, today]).fetchone()[0]
+
+
+def _window_blockers(c: dict) -> list[str]:
+    """Sending now (no schedule) while the quiet hours run until tomorrow: say so, so the clerk sets --at."""
+    if c.get("schedule") or not c.get("quiet_start"):
+        return []
+    now = clock.now().astimezone(clock.CHINA)
+    hm, start, end = now.strftime("%H:%M"), c["quiet_start"], c["quiet_end"]
+    quiet = (hm >= start or hm < end) if start > end else (start <= hm < end)
+    if quiet and start > end and hm >= start:
+        return [f"发送时段明天{end}才开始 / the send window starts tomorrow at {end} (now {hm}, no sends "
+                f"{start}–{end}): schedule it with --at, or send in the morning"]
+    return []
+
+
+# -- send, cancel, status ------------------------------------------------------------------------------------
+
+def send(db, campaign_id: int, actor: str) -> int:
+    """Queue every recipient of the campaign in the outbox (one INSERT … SELECT) and mark it sending.
+    Returns the rows queued (exclusions included, as skipped). Refuses a demo database, a cancelled
+    campaign, and anything a preview lists as a blocker; a second send queues nobody twice."""
+    if outbox.is_demo(db):
+        raise CampaignError("演示数据库不发送 / the demo database never sends (its phones have a real format)")
+    c = get(db, campaign_id)
+    if c["status"] == "cancelled":
+        raise CampaignError(f"活动已取消 / campaign {campaign_id} was cancelled")
+    p = _preview(db, c, exclude_campaign=campaign_id, exact_up_to=200)  # the checks, on a small sample
+    if p.blockers:
+        raise CampaignError("; ".join(p.blockers))
+    not_before = dt.datetime.fromisoformat(c["schedule"]).timestamp() if c["schedule"] else None
+    begin_write(db)
+    try:
+        queued = db.conn.execute(
+            "INSERT OR IGNORE INTO outbox (kind, ref, campaign_id, recipient, channel, fields, priority, status, "
+            "reason, not_before, quiet_start, quiet_end, created_at, updated_at) "
+            f"SELECT 'broadcast', ?, ?, r.recipient, r.channel, r.fields, 2, "
+            "CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, ?, ?, ?, ?, ? "
+            f"FROM ({_recipients_sql(c['channels'])}) AS r",
+            [f"campaign:{campaign_id}", campaign_id, not_before, c["quiet_start"], c["quiet_end"],
+             stamp(), stamp()]).rowcount
+        db.conn.execute("UPDATE campaigns SET status = 'sending', sent_at = coalesce(sent_at, ?) WHERE id = ?",
+                        [stamp(), campaign_id])
+        audit(db, actor, "campaign_send", {"campaign": campaign_id, "queued": queued, "excluded": p.excluded})
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
+    return queued
+
+
+def cancel(db, campaign_id: int, actor: str) -> int:
+    """Stop a campaign: every row still waiting (pending, retry_wait) is cancelled at once; rows a worker
+    has already claimed finish. Returns the rows cancelled."""
+    get(db, campaign_id)
+    begin_write(db)
+    try:
+        n = db.conn.execute("UPDATE outbox SET status = 'cancelled', reason = 'campaign cancelled', updated_at = ? "
+                            "WHERE campaign_id = ? AND status IN ('pending', 'retry_wait')",
+                            [stamp(), campaign_id]).rowcount
+        db.conn.execute("UPDATE campaigns SET status = 'cancelled', cancelled_at = ? WHERE id = ?",
+                        [stamp(), campaign_id])
+        audit(db, actor, "campaign_cancel", {"campaign": campaign_id, "cancelled": n})
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
+    return n
+
+
+def resume(db, campaign_id: int, actor: str) -> None:
+    """Lift a pause (after a burst of carrier blocks): its waiting rows are sent again."""
+    get(db, campaign_id)
+    begin_write(db)
+    db.conn.execute("UPDATE campaigns SET paused = 0, paused_reason = NULL WHERE id = ?", [campaign_id])
+    audit(db, actor, "campaign_resume", {"campaign": campaign_id})
+    db.conn.commit()
+
+
+def status(db, campaign_id: int) -> dict:
+    """The campaign, its rows by status, failures by reason, the rows claimed by a worker that died
+    (`stale_claims`: may or may not have been sent, never resent), and whether it is paused and why."""
+    c = get(db, campaign_id)
+    counts = outbox.counts(db, campaign_id)
+    done = sum(counts.get(s, 0) for s in ("pending", "claimed", "retry_wait")) == 0
+    return {**c, "counts": counts, "failures": outbox.failures(db, campaign_id),
+            "stale_claims": outbox.stale_claims(db, campaign_id), "paused": bool(c["paused"]),
+            "paused_reason": c["paused_reason"], "finished": done and c["status"] in ("sending", "cancelled"),
+            "total": sum(counts.values())}
