@@ -1,6 +1,6 @@
 """Broadcast campaigns from the console: the list, a new campaign with a live preview (the form is
 posted to /console/campaigns/preview as the clerk types, and the rendered preview replaces the old
-one; without script the 预览 button does the same), send, cancel, and a campaign's progress, delivery
+one; without script the 预览 button does the same), send, cancel, resume after a pause, and a campaign's progress, delivery
 counts and failures by reason. The campaigns themselves are xnh/broadcast's (`campaigns.*`), the
 outbox's counts xnh/store/outbox.py's; this module only translates."""
 from flask import abort, redirect, render_template, request, url_for
@@ -92,6 +92,17 @@ def campaign_cancel(campaign_id: int):
         _campaigns().cancel(db, campaign_id, actor=current_user.name)  # audited there
     except ValueError as e:
         return _refused(campaign_id, e)
+    return redirect(url_for("console.campaign", campaign_id=campaign_id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/resume")
+@login_required
+def campaign_resume(campaign_id: int):
+    """Lift a pause (the worker pauses a campaign after a burst of carrier blocks)."""
+    db = request_db.get_db()
+    _status(db, campaign_id)
+    db.conn.commit()
+    _campaigns().resume(db, campaign_id, actor=current_user.name)  # audited there
     return redirect(url_for("console.campaign", campaign_id=campaign_id))
 
 

@@ -28,7 +28,6 @@ SUFFIXES = (".csv", ".txt", ".xlsx")
 SHOWN_REJECTED = 200
 PROGRESS_EVERY = 0.2  # seconds between two progress writes
 _IMPORTS = threading.Lock()  # one console import at a time (they all write the one county file)
-THREADS: dict[str, threading.Thread] = {}
 
 
 @bp.route("/uploads", methods=["GET", "POST"])
@@ -122,7 +121,6 @@ def start_import(db_path: str, item: dict, actor: str) -> threading.Thread:
     """Run the import of `item` (an uploads row) in a background thread."""
     thread = threading.Thread(target=_run_import, args=(db_path, item["id"], item["kind"], item["path"], actor),
                               name=f"import-{item['id'][:8]}", daemon=True)
-    THREADS[item["id"]] = thread
     thread.start()
     return thread
 
