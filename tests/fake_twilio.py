@@ -10,6 +10,7 @@ seconds, longer than the client waits), or a Twilio error code (21610, 21211, 21
 30006, 30007: a 400 with that code). Every request is recorded with its arrival time, whatever the answer.
 """
 import json
+import socket
 import threading
 import time
 import uuid
@@ -30,6 +31,16 @@ class FakeTwilio:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()  # headers and body leave in one write, without Nagle's wait for an ACK
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_GET(self):
+                if self.path != "/requests":
+                    return self._answer(404, {"status": 404})
+                with fake.lock:
+                    return self._answer(200, [list(r) for r in fake.requests])
 
             def do_POST(self):
                 at = time.time()
@@ -58,8 +69,8 @@ class FakeTwilio:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._headers_buffer.append(b"\r\n" + data)
+                self.flush_headers()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -85,7 +96,7 @@ class FakeTwilio:
         return counts
 
 
-def serve_forever_main():  # pragma: no cover - `python tests/fake_twilio.py PORTFILE` for subprocess tests
+def serve_forever_main():  # pragma: no cover - `python tests/fake_twilio.py PORTFILE`: GET /requests lists them
     import sys
 
     fake = FakeTwilio()

@@ -19,6 +19,7 @@ credentials SMS rows wait. A demo database never sends.
 import asyncio
 import logging
 import os
+import queue
 import random
 import socket
 import threading
@@ -74,16 +75,13 @@ class TwilioSender:
             from twilio.http.http_client import TwilioHttpClient
             from twilio.rest import Client
 
-            http = TwilioHttpClient(timeout=self.timeout)
-            http.session = _paced_session()
-            client = Client(self.sid, self.token, http_client=http)
+            client = Client(self.sid, self.token, http_client=TwilioHttpClient(timeout=self.timeout))
             if self.base:
                 client.api.base_url = self.base.rstrip("/")
             self._local.client = client
         return client
 
-    def send(self, row: dict, pace=None) -> Result:
-        """Send one row; `pace()` is called just before the request goes on the wire (the rate)."""
+    def send(self, row: dict) -> Result:
         from requests import RequestException
         from twilio.base.exceptions import TwilioRestException
 
@@ -91,10 +89,8 @@ class TwilioSender:
         args.update({"from_": self.from_} if self.from_ else {"messaging_service_sid": self.service})
         if self.public:
             args["status_callback"] = f"{self.public.rstrip('/')}/sms/status?outbox={row['id']}"
-        client = self._client()
-        client.http_client.session.pace = pace
         try:
-            message = client.messages.create(**args)
+            message = self._client().messages.create(**args)
         except TwilioRestException as e:
             return Result(http_status=e.status, code=str(e.code) if e.code else None)
         except (RequestException, socket.timeout, TimeoutError, ConnectionError):
@@ -113,7 +109,7 @@ class TelegramSender:
     def configured(self) -> bool:
         return bool(self.token)
 
-    def send(self, row: dict, pace=None) -> Result:
+    def send(self, row: dict) -> Result:
         from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
         async def go():
@@ -122,8 +118,6 @@ class TelegramSender:
             async with Bot(self.token, base_url=self.base) as bot:
                 return await bot.send_message(int(row["recipient"].removeprefix("tg:")), row["text"])
 
-        if pace:
-            pace()
         try:
             message = asyncio.run(go())
         except RetryAfter:
@@ -142,70 +136,30 @@ def e164(phone: str) -> str:
     return phone if phone.startswith("+") else f"+86{phone}"
 
 
-def _paced_session():
-    from requests import Session
-
-    class PacedSession(Session):
-        """requests' Session that waits for the row's send slot right before the request is written, so
-        the time spent building it cannot bunch two requests together."""
-
-        pace = None
-
-        def send(self, request, **kwargs):
-            if self.pace:
-                self.pace()
-            return super().send(request, **kwargs)
-
-    return PacedSession()
-
-
-
 class _Pacer:
-    """Sends of a channel go out one at a time, in the order they were claimed (a clerk's answer first),
-    each within LATE seconds of a slot the shared bucket gave it. A send that would go later (its thread or
-    the process ran late) takes a new slot from the bucket (outbox.reserve) instead: another worker may be
-    sending in the old one's place."""
+    """Paces one channel's sends in this process (called from the one dispatching thread): each goes
+    within LATE seconds of a slot the shared bucket gave it, and never closer to the previous one than
+    that one's segments allow. A send that would go later than LATE past its slot (the process ran late)
+    takes a new slot from the bucket (outbox.reserve) instead: another worker may be sending in the old
+    one's place."""
 
     LATE = 0.01
 
-    def __init__(self, channel: str, rate: float, path: str):
-        self.channel, self.rate, self.path = channel, rate, path
-        self.gap, self.last, self.last_parts = 1.0 / (rate * outbox.SAFETY), 0.0, 0
-        self.turn = threading.Condition()
-        self.queue: list[int] = []  # outbox ids in claim order
+    def __init__(self, channel: str, rate: float, db):
+        self.channel, self.rate, self.db = channel, rate, db
+        self.gap, self.next = 1.0 / (rate * outbox.SAFETY), 0.0
 
-    def enqueue(self, outbox_id: int) -> None:
-        with self.turn:
-            self.queue.append(outbox_id)
-
-    def wait(self, outbox_id: int, slot: float, parts: int) -> None:
-        with self.turn:  # one at a time, in claim order: only the head of the queue goes on
-            while outbox_id in self.queue and self.queue[0] != outbox_id:
-                self.turn.wait(0.5)
-        try:
-            while True:
-                if slot < self.last + self.last_parts * self.gap or time.time() > slot + self.LATE:
-                    slot = self._reserve(parts)
-                delay = slot - time.time()
-                if delay > 0:
-                    time.sleep(delay)
-                if time.time() <= slot + self.LATE:
-                    break
-            self.last, self.last_parts = time.time(), parts
-        finally:
-            self.done(outbox_id)
-
-    def done(self, outbox_id: int) -> None:
-        with self.turn:
-            if outbox_id in self.queue:
-                self.queue.remove(outbox_id)
-            self.turn.notify_all()
-
-    def _reserve(self, parts: int) -> float:
-        db = store_db.thread_db(self.path)
-        with store_db.WRITES:
-            return outbox.reserve(db, self.channel, parts, self.rate,
-                                  now=max(time.time(), self.last + self.last_parts * self.gap))
+    def wait(self, slot: float, parts: int) -> None:
+        while True:
+            if slot < self.next - 1e-6 or time.time() > slot + self.LATE:
+                with store_db.WRITES:
+                    slot = outbox.reserve(self.db, self.channel, parts, self.rate, now=max(time.time(), self.next))
+            delay = slot - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            if time.time() <= slot + self.LATE:
+                break
+        self.next = slot + parts * self.gap
 
 
 class Worker:
@@ -223,14 +177,20 @@ class Worker:
         else:
             logger.info("no Twilio credentials and sender: SMS wait in the outbox")
         self.rates["telegram"] = campaigns.TELEGRAM_PER_SECOND  # without a token: skipped with a reason
-        self.pacers = {c: _Pacer(c, r, self.path) for c, r in self.rates.items()}
+        self.pacers = {c: _Pacer(c, r, self.db) for c, r in self.rates.items()}
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="xnh-send")
         self.in_flight: set = set()
         self.sent = 0
         self._campaigns: dict[int, tuple] = {}
+        # answers are written by one thread, many to a transaction, so sending threads never wait for SQLite
+        self.results: queue.Queue = queue.Queue()
+        self._recorder = threading.Thread(target=self._record_results, name="xnh-record", daemon=True)
+        self._recorder.start()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self.results.put(None)
+        self._recorder.join()
         self.db.close()
 
     # -- the loop --------------------------------------------------------------------------------------
@@ -246,20 +206,21 @@ class Worker:
             if claimed:
                 continue
             self.in_flight = {f for f in self.in_flight if not f.done()}
-            if until_idle and not self.in_flight and not self._due_soon():
+            if until_idle and not self.in_flight and not self.results.unfinished_tasks and not self._due_soon():
                 break
             stop.wait(IDLE_POLL)
         for future in list(self.in_flight):
             future.result()
+        self.results.join()
         return self.sent
 
     def round(self) -> int:
         """Claim what is due now and hand it to the sending threads; the number claimed."""
         with store_db.WRITES:
             rows = outbox.claim(self.db, self.id, rates=self.rates, prepare=self._prepare, horizon=HORIZON)
-        for row in rows:
-            if row["channel"] in self.pacers:
-                self.pacers[row["channel"]].enqueue(row["id"])
+        for row in sorted(rows, key=lambda r: r["slot"]):  # this thread paces; the pool sends
+            if row["channel"] in self.senders and self.senders[row["channel"]].configured:
+                self.pacers[row["channel"]].wait(row["slot"], row["segments"])
             self.in_flight.add(self.pool.submit(self._send, row))
         if rows:  # do not claim far ahead of what the threads have sent
             most = max(4, max(self.rates.values()) * HORIZON / 2)
@@ -293,33 +254,47 @@ class Worker:
 
     def _send(self, row: dict) -> None:
         sender = self.senders.get(row["channel"])
-        db = store_db.thread_db(self.path)
         if sender is None or not sender.configured:
-            self.pacers[row["channel"]].done(row["id"])
-            self._record(db, lambda: outbox.mark_failed(db, row["id"], reason=f"no {row['channel']} credentials",
-                                                       status="skipped"))
+            self.results.put((row, None))
             return
-        pacer = self.pacers[row["channel"]]
         try:
-            result = sender.send(row, pace=lambda: pacer.wait(row["id"], row["slot"], row["segments"]))
+            result = sender.send(row)
         except Exception:  # a bug or an unexpected library error: the row is retried like a timeout
             logger.exception("sending outbox row %s failed", row["id"])
             result = Result(timeout=True)
-        finally:
-            pacer.done(row["id"])  # also when the request failed before it was paced
-        self._record(db, lambda: self._apply(db, row, result))
+        self.results.put((row, result))
 
-    def _record(self, db, write) -> None:
-        with store_db.WRITES:
-            store_db.begin_write(db)
+    def _record_results(self) -> None:
+        db = store_db.thread_db(self.path)
+        while True:
+            batch = [self.results.get()]
+            while True:
+                try:
+                    batch.append(self.results.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                write()
-            except BaseException:
-                db.conn.rollback()
-                raise
-            db.conn.commit()
+                with store_db.WRITES:
+                    store_db.begin_write(db)
+                    try:
+                        for item in batch:
+                            if item is not None:
+                                self._apply(db, *item)
+                    except BaseException:
+                        db.conn.rollback()
+                        raise
+                    db.conn.commit()
+            except Exception:  # the rows stay claimed: status lists them; nothing is resent
+                logger.exception("recording %d answers failed", len(batch))
+            for _ in batch:
+                self.results.task_done()
+            if None in batch:
+                return
 
-    def _apply(self, db, row: dict, result: Result) -> None:
+    def _apply(self, db, row: dict, result: Result | None) -> None:
+        if result is None:
+            outbox.mark_failed(db, row["id"], reason=f"no {row['channel']} credentials", status="skipped")
+            return
         if result.ok:
             outbox.mark_submitted(db, row["id"], result.sid, status=result.final)
             self.sent += 1
