@@ -142,7 +142,7 @@ def test_preview_counts_excludes_renders_and_prices(db, monkeypatch):
     assert len(p.samples) == 3 and p.samples[0].startswith("王*0您好,请于2026年12月30日前缴纳2027年度参合费30元")
     assert "王小" not in "".join(p.samples)  # names masked
     assert p.segments_per_message == 2 and p.total_segments == 8
-    assert p.cost == Decimal("0.80") and p.seconds == 4.0
+    assert p.cost == Decimal("0.80") and p.seconds == round(8 / (2 * outbox.SAFETY), 1)
     assert p.blockers == [] and p.same_day == 0
 
 
@@ -590,3 +590,51 @@ def test_kill_9_mid_campaign_then_restart(tmp_path, monkeypatch, twilio, seed):
     listed = CliRunner().invoke(cli, ["broadcast", "status", str(cid)], env={"XNH_DB": str(path)})
     assert f"claimed when a worker stopped (may or may not have been sent): {len(stale)}" in listed.output
     db.close()
+
+
+# -- the migration from notifications ---------------------------------------------------------------------
+
+def test_queued_notifications_move_into_the_outbox_with_their_ids(tmp_path):
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from xnh.store import schema
+
+    from xnh.store.db import open_county
+
+    path = tmp_path / "old.db"
+    open_county(str(path)).close()
+    old = Database(sqlite3.connect(path))
+    old.conn.execute("ATTACH DATABASE ? AS county", [str(tmp_path / "old.county.db")])
+    schema.migrations.apply(old, stop_before="m006_outbox")
+    old["notifications"].insert_all([
+        {"id": 7, "phone": "13900000000", "kind": "payment", "ref": "BC7", "text": "补偿款已拨付", "status": "queued",
+         "created_at": "2026-06-01T10:00:00+08:00"},
+        {"id": 9, "phone": "13900000001", "kind": "payment", "ref": "BC9", "text": "…", "status": "delivered",
+         "provider_sid": "SM9", "created_at": "2026-05-01T10:00:00+08:00"}])
+    old["delivery_events"].insert({"provider_sid": "SM9", "notification_id": 9, "status": "delivered", "at": 1.0})
+    old.conn.commit()
+    old.close()
+    db = open_db(str(path))
+    rows = db.execute("select id, recipient, channel, kind, ref, status, priority from outbox order by id").fetchall()
+    assert rows == [(7, "13900000000", "sms", "payment", "BC7", "pending", 1),
+                    (9, "13900000001", "sms", "payment", "BC9", "delivered", 1)]
+    assert not db["notifications"].exists()
+    assert db.execute("select outbox_id from delivery_events").fetchall() == [(9,)]
+    db.close()
+
+
+def test_xnh_serve_runs_the_worker_in_a_thread(db, twilio):
+    from xnh import server
+
+    outbox.queue_reply(db, channel="sms", recipient="13700000009", text="答复", ref="ticket:3")
+    stop, thread = server._worker(db_path(db))
+    try:
+        deadline = time.time() + 10
+        while not twilio.requests and time.time() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive() and [r[1] for r in twilio.requests] == ["+8613700000009"]

@@ -283,7 +283,8 @@ def _measure(p: Preview, text: str, sendable: list, shared: dict, exact_up_to: i
     p.total_segments = round(sum(per) * len(sms) / len(measured)) if measured else 0
     p.cost = (sms_price() * p.total_segments).quantize(Decimal("0.01"))
     tg = p.channels.get("telegram", 0)
-    p.seconds = round(max(p.total_segments / sms_rate(), tg / TELEGRAM_PER_SECOND), 1)
+    pace = outbox.SAFETY  # the worker spaces sends at this share of the rate
+    p.seconds = round(max(p.total_segments / (sms_rate() * pace), tg / (TELEGRAM_PER_SECOND * pace)), 1)
 
 
 def _same_day(db, exclude_campaign) -> int:
