@@ -638,3 +638,27 @@ def test_xnh_serve_runs_the_worker_in_a_thread(db, twilio):
         stop.set()
         thread.join(10)
     assert not thread.is_alive() and [r[1] for r in twilio.requests] == ["+8613700000009"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.times(), st.times(), st.times())
+def test_claims_respect_any_quiet_window(tmp_path_factory, start, end, now):
+    """For any quiet hours and any time of day, a row is claimed exactly when the time is outside them."""
+    path = tmp_path_factory.mktemp("w") / "w.db"
+    db = open_db(str(path))
+    qs, qe, hm = start.strftime("%H:%M"), end.strftime("%H:%M"), now.strftime("%H:%M")
+    db.conn.execute("INSERT INTO outbox (kind, ref, recipient, channel, text, status, quiet_start, quiet_end, priority) "
+                    "VALUES ('payment', 'X', '13900000000', 'sms', 'hi', 'pending', ?, ?, 1)", [qs, qe])
+    db.conn.commit()
+    saved = os.environ.get("XNH_TODAY")
+    os.environ["XNH_TODAY"] = f"2026-06-15T{hm}:00+08:00"
+    try:
+        claimed = outbox.claim(db, "w", rates={"sms": 10}, prepare=lambda r: (r["text"], 1))
+    finally:
+        if saved is None:
+            os.environ.pop("XNH_TODAY")
+        else:
+            os.environ["XNH_TODAY"] = saved
+        db.close()
+    quiet = (qs <= hm or hm < qe) if qs > qe else (qs <= hm < qe)
+    assert bool(claimed) == (not quiet)

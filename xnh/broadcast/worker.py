@@ -35,7 +35,8 @@ from . import campaigns, render, twilio_errors
 
 logger = logging.getLogger(__name__)
 
-IDLE_POLL = 0.25  # seconds between looks at an empty outbox
+IDLE_POLL = 0.25  # seconds between looks at an empty outbox, growing to IDLE_MAX while nothing is due
+IDLE_MAX = 3.0
 HORIZON = 0.25  # claim only rows whose send slot is at most this far ahead: a kill leaves few claimed
 RETRY_SOON = 60.0  # --until-idle waits for retries due within this many seconds
 
@@ -201,14 +202,18 @@ class Worker:
         if outbox.is_demo(self.db):
             logger.warning("demo database %s: the worker sends nothing", self.path)
             return 0
+        idle = IDLE_POLL
         while not stop.is_set():
             claimed = self.round()
             if claimed:
+                idle = IDLE_POLL
                 continue
             self.in_flight = {f for f in self.in_flight if not f.done()}
             if until_idle and not self.in_flight and not self.results.unfinished_tasks and not self._due_soon():
                 break
-            stop.wait(IDLE_POLL)
+            stop.wait(idle)
+            if not until_idle:  # a quiet night: look less often (each look may scan the waiting rows)
+                idle = min(IDLE_MAX, idle * 1.5)
         for future in list(self.in_flight):
             future.result()
         self.results.join()
