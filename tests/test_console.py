@@ -1,8 +1,8 @@
 """The clerks' console through Flask's test client: logging in and out, CSRF refusals, roles (a clerk
 gets 403 on user management), the session cookie's flags and idle lifetime, failed logins limited,
-`xnh user add` reading its password from standard input, the upload limit of the upload address alone,
-an export imported through the same sync code as `xnh sync` (GBK, rejected rows shown and downloadable),
-the dashboard's SVG charts and the audit log."""
+`xnh user add` reading its password from standard input (and asking twice on a pseudo-terminal), the
+upload limit of the upload address alone, an export imported through the same sync code as `xnh sync`
+(GBK, rejected rows shown and downloadable), the dashboard's SVG charts and the audit log."""
 import csv
 import io
 import re
@@ -342,3 +342,52 @@ def test_the_audit_log_is_paginated_and_filtered(client, app):
     assert "n=0" in third and 'rel="next"' not in third
     only = client.get("/console/audit?actor=wang").get_data(as_text=True)
     assert "test_action" not in only and "login" in only
+
+
+def _on_a_terminal(tmp_path, answers: list[str]) -> str:
+    """Run `xnh user add tty1 --role clerk` with a pseudo-terminal as its controlling terminal, typing
+    `answers` one per prompt; returns what it printed."""
+    import os
+    import pty
+    import select
+    import sys
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its terminal is the pty
+        os.environ["XNH_DB"] = str(tmp_path / "tty.db")
+        os.execv(sys.executable, [sys.executable, "-m", "xnh", "user", "add", "tty1", "--role", "clerk"])
+    out, deadline = b"", time.monotonic() + 30
+    pending = list(answers)
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+            if pending and chunk.endswith(b": "):  # a prompt
+                os.write(fd, (pending.pop(0) + "\n").encode())
+    else:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return out.decode(errors="replace")
+
+
+def test_xnh_user_add_asks_twice_on_a_terminal(tmp_path):
+    printed = _on_a_terminal(tmp_path, ["ttypass12", "ttypass12"])
+    assert "again" in printed and "user tty1 added" in printed and "ttypass12" not in printed  # not echoed
+    db = store_db.open_db(str(tmp_path / "tty.db"))
+    assert users.check_password(db, "tty1", "ttypass12")
+    db.close()
+
+
+def test_xnh_user_add_on_a_terminal_asks_again_when_the_two_differ(tmp_path):
+    printed = _on_a_terminal(tmp_path, ["ttypass12", "ttypass13", "ttypass14", "ttypass14"])
+    assert "do not match" in printed and "user tty1 added" in printed
+    db = store_db.open_db(str(tmp_path / "tty.db"))
+    assert users.check_password(db, "tty1", "ttypass14") and not users.check_password(db, "tty1", "ttypass12")
+    db.close()
