@@ -662,3 +662,25 @@ def test_claims_respect_any_quiet_window(tmp_path_factory, start, end, now):
         db.close()
     quiet = (qs <= hm or hm < qe) if qs > qe else (qs <= hm < qe)
     assert bool(claimed) == (not quiet)
+
+
+def test_telegram_rows_go_through_the_bot_api(db, twilio, monkeypatch):
+    from test_telegram import TOKEN, FakeBotAPI
+
+    api = FakeBotAPI()
+    try:
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+        monkeypatch.setenv("TELEGRAM_API_URL", api.url)
+        make_county(db, 3)
+        state.bind(db, "tg:777", "13900000001", "telegram")
+        db.conn.commit()
+        cid = new_campaign(db, channels=("sms", "telegram"))
+        campaigns.send(db, cid, actor="t")
+        outbox.queue_reply(db, channel="telegram", recipient="tg:4242", text="您的问题答复", ref="ticket:5")
+        assert run_worker(db) == 4
+    finally:
+        api.close()
+    sent = api.sent()
+    assert [int(m["chat_id"]) for m in sent] == [4242, 777]  # the clerk's answer first
+    assert sorted(r[1] for r in twilio.requests) == ["+8613900000000", "+8613900000002"]
+    assert outbox.counts(db, cid)["sent"] == 1 and outbox.counts(db, cid)["submitted"] == 2
