@@ -391,3 +391,13 @@ def test_xnh_user_add_on_a_terminal_asks_again_when_the_two_differ(tmp_path):
     db = store_db.open_db(str(tmp_path / "tty.db"))
     assert users.check_password(db, "tty1", "ttypass14") and not users.check_password(db, "tty1", "ttypass12")
     db.close()
+
+
+def test_the_sync_reports_progress_to_a_callback(tmp_path):
+    # what feeds the console's progress bar; `xnh sync` passes True (a tqdm bar) instead
+    calls = []
+    db = store_db.open_db(str(tmp_path / "p.db"))
+    result = sync.run(db, "enrollment", str(shared_file("data/enrollment.csv")), progress=lambda *a: calls.append(a))
+    db.close()
+    rows = result.inserted + result.updated + result.unchanged + result.rejected
+    assert calls and calls[-1] == (rows, rows) and [c[0] for c in calls] == sorted(c[0] for c in calls)
