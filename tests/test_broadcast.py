@@ -680,7 +680,19 @@ def test_telegram_rows_go_through_the_bot_api(db, twilio, monkeypatch):
         assert run_worker(db) == 4
     finally:
         api.close()
-    sent = api.sent()
-    assert [int(m["chat_id"]) for m in sent] == [4242, 777]  # the clerk's answer first
+    sent = api.sent()  # (the two Telegram calls run in parallel threads: their arrival order is not the claim order)
+    assert sorted(int(m["chat_id"]) for m in sent) == [777, 4242]
+    assert {m["text"] for m in sent} == {"您的问题答复", "王*1您好,2027年度新农合请于2026年12月30日前缴费"}
     assert sorted(r[1] for r in twilio.requests) == ["+8613900000000", "+8613900000002"]
     assert outbox.counts(db, cid)["sent"] == 1 and outbox.counts(db, cid)["submitted"] == 2
+
+
+def test_claims_take_replies_then_notices_then_bulk(db):
+    make_county(db, 5)
+    campaigns.send(db, new_campaign(db), actor="t")
+    db.conn.execute("INSERT INTO outbox (kind, ref, recipient, channel, text, status, priority) "
+                    "VALUES ('payment', 'BC1', '13900000003', 'sms', '补偿款已拨付', 'pending', 1)")
+    db.conn.commit()
+    outbox.queue_reply(db, channel="telegram", recipient="tg:4242", text="答复", ref="ticket:5")
+    rows = outbox.claim(db, "w", rates={"sms": 100, "telegram": 25}, prepare=lambda r: (r["text"] or "x", 1))
+    assert [r["kind"] for r in rows][:3] == ["reply", "payment", "broadcast"]
