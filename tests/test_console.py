@@ -90,7 +90,7 @@ def test_a_wrong_login_is_refused_and_audited(client, app, name, password):
 def test_a_next_address_elsewhere_is_ignored(client):
     data = {"name": ADMIN[0], "password": ADMIN[1], "next": "https://evil.example/", "csrf_token": token(client)}
     assert client.post("/console/login", data=data).headers["Location"] == "/console/"
-    client.get("/console/logout")
+    client.post("/console/logout", data={"csrf_token": token(client, "/console/")})
     data.update(next="/console/audit", csrf_token=token(client))
     assert client.post("/console/login", data=data).headers["Location"] == "/console/audit"
 
@@ -401,3 +401,13 @@ def test_the_sync_reports_progress_to_a_callback(tmp_path):
     db.close()
     rows = result.inserted + result.updated + result.unchanged + result.rejected
     assert calls and calls[-1] == (rows, rows) and [c[0] for c in calls] == sorted(c[0] for c in calls)
+
+
+def test_a_get_of_logout_asks_first_and_logs_nobody_out(client, app):
+    """A link or image on another site pointing at /console/logout must not end a clerk's session."""
+    client.post("/console/login", data={"name": ADMIN[0], "password": ADMIN[1], "csrf_token": token(client)})
+    page = client.get("/console/logout")
+    assert page.status_code == 200 and 'id="logout"' in page.get_data(as_text=True)
+    assert client.get("/console/").status_code == 200  # still logged in
+    assert client.post("/console/logout", data={}).status_code == 400  # no token: refused
+    assert client.get("/console/").status_code == 200

@@ -36,6 +36,9 @@ def login():
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
+    """POST (with its CSRF token) logs out; GET asks first, so a link on another site can't log a clerk out."""
+    if request.method == "GET" and current_user.is_authenticated:
+        return render_template("console/logout.html")
     if current_user.is_authenticated:
         act("logout")
     logout_user()
