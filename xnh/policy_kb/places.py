@@ -58,19 +58,3 @@ def places() -> dict[str, str]:
         if form in own or stem in _NOT_PLACES or form in _NOT_PLACES or len(form) < 2:
             del out[form]
     return out
-
-
-def ends_with_place(text: str) -> str | None:
-    """The place name `text` ends with (广东省, 广州, 曹县), if any."""
-    for n in range(min(len(text), 12), 1, -1):
-        if text[-n:] in places():
-            return text[-n:]
-    return None
-
-
-def starts_with_place(text: str) -> str | None:
-    """The longest place name `text` starts with (广州市白云区 → 广州市), if any."""
-    for n in range(min(len(text), 12), 1, -1):
-        if text[:n] in places():
-            return text[:n]
-    return None

@@ -40,7 +40,6 @@ CLEAR_FIT = 3.0  # a message naming one thing only (刚出生, 五保户) is ans
 MARGIN = 0.5  # a second topic within this of the best: ask which one
 CHOICES = 3
 LEXICAL_SHORTLIST = 8  # topics of highest lexical coverage ranked even without a shared concept
-IN_SCOPE = {"ncms", "generic", "urban"}
 DECLINED = ("employee", "pension", "commercial")
 # the place named is where the care happens (在长沙住院, 曹县人民医院), not whose scheme is asked about
 _CARE_AT = re.compile(r"(?:在|去|到|从|来|跑)$")
