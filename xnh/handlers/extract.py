@@ -188,13 +188,23 @@ def _level_from_words(text: str) -> str | None:
     return best[0] if best else None
 
 
+@cache
+def _level_of_word() -> dict[str, str]:
+    return {w: key for key, entry in levels().items() for w in entry["words"]}
+
+
+@cache
+def _fallbacks() -> dict[str, str]:
+    """Level → the level it refines (province → city_province), or itself."""
+    return {k: v.get("fallback", k) for k, v in levels().items()}
+
+
 def _levels_named(text: str) -> set[str]:
     """Every level a level word in `text` names (longest words first, no word counted twice)."""
     found = set()
-    by_word = {w: key for key, entry in levels().items() for w in entry["words"]}
     for word in _level_words():
         if word in text:
-            found.add(by_word[word])
+            found.add(_level_of_word()[word])
             text = text.replace(word, "#")
     return found
 
@@ -209,7 +219,7 @@ def _agreed_level(mention, rest: str) -> str | None:
     readings.update(_levels_named(rest))
     if not mention and concepts.find(rest).areas:
         readings.add("non_designated")
-    fallback = {k: v.get("fallback", k) for k, v in levels().items()}
+    fallback = _fallbacks()
     if len({fallback[r] for r in readings}) != 1:
         return None
     return max(readings, key=lambda r: r != fallback[r])  # the finer one (province refines city_province)

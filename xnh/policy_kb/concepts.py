@@ -9,7 +9,7 @@ rules are known, or treat a hospital there as outside the county.
 """
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from .loader import KB_DIR, KBError, read_toml
 from .places import places
@@ -101,6 +101,7 @@ def _automaton():
     return automaton
 
 
+@lru_cache(maxsize=2048)  # a message is read by the router, the estimate's hospital check and understand()
 def find(text: str) -> Found:
     """The concepts of a normalised message: longest matches first, no two overlapping."""
     if not text:
