@@ -72,37 +72,31 @@ def campaign(campaign_id: int):
 @bp.post("/campaigns/<int:campaign_id>/send")
 @login_required
 def campaign_send(campaign_id: int):
-    db = request_db.get_db()
-    _status(db, campaign_id)
-    db.conn.commit()
-    try:
-        _campaigns().send(db, campaign_id, actor=current_user.name)  # audited there, with the clerk's name
-    except ValueError as e:
-        return _refused(campaign_id, e)
-    return redirect(url_for("console.campaign", campaign_id=campaign_id))
+    return _apply(campaign_id, "send")
 
 
 @bp.post("/campaigns/<int:campaign_id>/cancel")
 @login_required
 def campaign_cancel(campaign_id: int):
-    db = request_db.get_db()
-    _status(db, campaign_id)
-    db.conn.commit()
-    try:
-        _campaigns().cancel(db, campaign_id, actor=current_user.name)  # audited there
-    except ValueError as e:
-        return _refused(campaign_id, e)
-    return redirect(url_for("console.campaign", campaign_id=campaign_id))
+    return _apply(campaign_id, "cancel")
 
 
 @bp.post("/campaigns/<int:campaign_id>/resume")
 @login_required
 def campaign_resume(campaign_id: int):
     """Lift a pause (the worker pauses a campaign after a burst of carrier blocks)."""
+    return _apply(campaign_id, "resume")
+
+
+def _apply(campaign_id: int, action: str):
+    """Send, cancel or resume a campaign (404 when there is none); campaigns.* audits it with the clerk's name."""
     db = request_db.get_db()
     _status(db, campaign_id)
     db.conn.commit()
-    _campaigns().resume(db, campaign_id, actor=current_user.name)  # audited there
+    try:
+        getattr(_campaigns(), action)(db, campaign_id, actor=current_user.name)
+    except ValueError as e:
+        return _refused(campaign_id, e)
     return redirect(url_for("console.campaign", campaign_id=campaign_id))
 
 
