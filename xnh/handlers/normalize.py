@@ -12,6 +12,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202f\u
 _SPACES = re.compile(r"[ \t\r\n\u3000]+")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _NUMERAL = re.compile(r"[零〇一二两三四五六七八九十百千万亿几]")
+# The commonest characters of all: a run that differs from a domain word only in these is the
+# ordinary words it reads as (户口不在 is not 户口簿在, 发的票 is not 发票)
+_FUNCTION = frozenset("不的了是在有和也就都还没吗呢吧啊")
 
 
 @cache
@@ -53,6 +56,8 @@ def _repair_homophones(text: str) -> str:
             word = table.get(key) if len(key) == n and None not in key else None
             if word and _NUMERAL.search("".join(chars[i:i + n])) and not _NUMERAL.search(word):
                 word = None  # 一元/一院 are money or a name (市一院), not 医院
+            if word and all(c in _FUNCTION for c, w in zip(chars[i:i + n], word) if c != w):
+                word = None
             if word:
                 chars[i:i + n] = list(word)
                 i += n

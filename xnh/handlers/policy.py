@@ -1,5 +1,6 @@
 """Policy questions answered from the knowledge base (policy_kb/qa), as policy_kb/understand.py
-decides: one answer when one topic fits, numbered choices when two or three fit about equally, a
+decides: one answer when one topic fits; what is known of the subject and a ticket when the topic
+fits but does not state the point asked (a partial answer); numbered choices when two or three fit about equally, a
 plain decline for schemes this service does not handle, and a handoff ticket for a person when a
 real question fits nothing (at most MAX_OPEN_TICKETS open per sender; a repeat joins the open one)."""
 import re
@@ -7,7 +8,7 @@ import re
 from ..store import state as store
 from ..store.state import Conversation
 from ..message import Reply
-from ..policy_kb import qa, understand
+from ..policy_kb import points, qa, understand
 from .context import Context
 
 _CHOICE = re.compile(r"^\s*(?:第\s*)?([1-3一二三])\s*(?:个|条|项)?\s*[.。!！]?\s*$")
@@ -41,6 +42,8 @@ def handle(ctx: Context) -> Reply:
     decision = understand.decide(ctx.text)
     if decision.kind == "answer":
         return answer(ctx, decision.topics[0], decision.area, decision.care_area)
+    if decision.kind == "partial":
+        return partial(ctx, decision)
     if decision.kind == "choice":
         ctx.state = Conversation(pending="choice", topics=decision.topics, area=decision.area,
                                  care_area=decision.care_area)
@@ -58,16 +61,33 @@ def handle(ctx: Context) -> Reply:
     return handoff(ctx, asked=False)
 
 
-def handoff(ctx: Context, asked: bool) -> Reply:
-    """Save the question for a clerk; the reply says a person will answer. A sender's repeat of an
-    open question, or a question beyond MAX_OPEN_TICKETS open ones, joins the latest open ticket."""
+def partial(ctx: Context, decision: understand.Decision) -> Reply:
+    """What is known about the subject, then plainly that the point asked is not in the rules, and a
+    ticket for a clerk (with the topic and the points, so that questions alike can be answered once)."""
+    reply = answer(ctx, decision.topics[0], decision.area, decision.care_area)
+    missing = sorted(decision.missing)
+    ticket = _ticket(ctx, topic=decision.topics[0], points=",".join(missing))
+    labels = points.labels()
+    reply.template = "policy_partial"
+    reply.data.update(ticket=ticket, missing=[labels[p] for p in missing])
+    return reply
+
+
+def _ticket(ctx: Context, topic: str | None = None, points: str | None = None) -> int:
+    """The sender's ticket for this question: a repeat of an open question, or a question beyond
+    MAX_OPEN_TICKETS open ones, joins the latest open ticket."""
     sender = ctx.message.sender
     open_now = store.open_tickets(ctx.db, sender)
     same = next((t for t in open_now if t["question"] == ctx.message.text[:500]), None)
     if same or len(open_now) >= MAX_OPEN_TICKETS:
         ticket = (same or open_now[0])["id"]
         store.add_to_ticket(ctx.db, ticket, ctx.message.text)
-    else:
-        ticket = store.open_ticket(ctx.db, sender, ctx.message.channel, ctx.message.text)
+        return ticket
+    return store.open_ticket(ctx.db, sender, ctx.message.channel, ctx.message.text, topic, points)
+
+
+def handoff(ctx: Context, asked: bool) -> Reply:
+    """Save the question for a clerk; the reply says a person will answer."""
+    ticket = _ticket(ctx)
     ctx.state = Conversation()
     return Reply("handoff", "handoff", {"ticket": ticket, "asked": asked})

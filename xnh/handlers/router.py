@@ -47,7 +47,8 @@ CLAIM_STATUS = re.compile(
     r"(?:到账|到卡|打款|拨付|批下来|报下来)(?:了吗|了没|没有|没)|审核.{0,3}(?:了吗|了没|完了|结果)|"
     r"(?:我|我家|家里|俺|俺家|咱家|我的|我妈|我爸|我娘|我爹|老人|孩子).{0,8}(?:报了吗|报了没)")
 # Questions about how things work, even when they use status words: "审核没通过咋办", "多久能到账".
-HOW_QUESTION = re.compile(r"怎么办|咋办|怎么弄|怎么处理|如何|多久|多长时间|几天|多少天|哪里看|在哪看|公示|直接|会不会|能不能|可不可以")
+HOW_QUESTION = re.compile(r"怎么办|咋办|怎么弄|怎么处理|如何|多久|多长时间|几天|多少天|哪里看|在哪看|公示|直接|会不会|能不能|可不可以|"
+                          r"会把|会被|注销|后果|影响|失效|为什么|为啥")
 # 查参合: explicit words, or paying/joining with a done-or-not marker in a sentence about the scheme or
 # the family ("我家交了没有"); a short "交钱了吗" alone counts too. "要先把钱交了吗" does not.
 ENROLL_EXPLICIT = re.compile(r"查(?:询|一下|一查|下|看)?(?:我家|我们家|家里|俺家|我|俺)?的?(?:参合|合作医疗|新农合|缴费|交费)|有没有参合|参合了(?:吗|没|么)|参合没|参没参合|是不是.{0,4}参合|交没交")

@@ -15,6 +15,7 @@ from .loader import KB_DIR, KBError, read_toml
 from .places import places
 
 DIMENSIONS = ("scheme", "place", "care", "group", "action", "attr")
+GUARDS = "guards"  # the table of words that count only beside a partner
 AREA = "area"  # the value kind of a named place outside this county
 
 @dataclass(frozen=True)
@@ -58,11 +59,13 @@ def _entries() -> dict[str, tuple[tuple, tuple]]:
     said: dict[str, list[str]] = {}
     also: dict[str, list[str]] = {}
     for dimension, values in raw.items():
+        if dimension == GUARDS:
+            continue
         if dimension not in DIMENSIONS:
             raise KBError(f"{path.name}: unknown dimension {dimension!r}")
         for value, entry in values.items():
             for written in entry.get("words", []):
-                for word in _spellings(written):
+                for word in spellings(written):
                     said.setdefault(word, []).append(f"{dimension}:{value}")
                     also.setdefault(word, []).extend(entry.get("also", []))
     return {w: (tuple(dict.fromkeys(said[w])), tuple(dict.fromkeys(also[w]))) for w in said}
@@ -72,7 +75,7 @@ def _entries() -> dict[str, tuple[tuple, tuple]]:
 DIALECT = {"什么": ("啥", "啥子", "哪样"), "怎么": ("咋", "咋个", "怎个", "怎样"), "我": ("俺", "咱"), "多少": ("几多",)}
 
 
-def _spellings(word: str) -> list[str]:
+def spellings(word: str) -> list[str]:
     """A lexicon word and its dialect spellings (什么样的人 → 啥样的人)."""
     out = [word]
     for standard, variants in DIALECT.items():
@@ -81,10 +84,29 @@ def _spellings(word: str) -> list[str]:
 
 
 @cache
+def guards() -> dict[str, tuple[str, ...]]:
+    """Lexicon word → the partner words one of which must be in the message for it to count."""
+    raw = read_toml(KB_DIR / "concepts.toml").get(GUARDS, {})
+    unknown = [w for w in raw if w not in _entries()]
+    if unknown:
+        raise KBError(f"concepts.toml [guards]: not lexicon words: {', '.join(unknown)}")
+    return {w: tuple(partners) for w, partners in raw.items()}
+
+
+def _unguarded(span: Span, text: str) -> bool:
+    """A guarded word counts only when a partner is in the message outside the word itself."""
+    partners = guards().get(span.word)
+    if partners is None:
+        return True
+    rest = text[:span.start] + "#" + text[span.end:]
+    return any(p in rest for p in partners)
+
+
+@cache
 def labels() -> dict[str, str]:
     """'dimension:value' → the word a reply uses for it."""
     raw = read_toml(KB_DIR / "concepts.toml")
-    return {f"{d}:{v}": e.get("label", v) for d, values in raw.items() for v, e in values.items()}
+    return {f"{d}:{v}": e.get("label", v) for d, values in raw.items() if d != GUARDS for v, e in values.items()}
 
 
 @cache
@@ -127,9 +149,11 @@ def find(text: str) -> Found:
             taken[i] = True
         spans.append(Span(start, end, word, keys))
     spans.sort(key=lambda s: s.start)
+    # a guarded word without its partner still holds its characters (转到 is not read as 到), but names nothing
+    spans = [s if _unguarded(s, text) else Span(s.start, s.end, s.word, ()) for s in spans]
     concepts = {k for s in spans for k in s.concepts if not k.startswith(AREA + ":")}
     entries = _entries()
-    said = {k for s in spans if s.word in entries for k in entries[s.word][0]}
-    implied = frozenset(k for s in spans if s.word in entries for k in entries[s.word][1] if k not in said)
+    said = {k for s in spans if s.word in entries and s.concepts for k in entries[s.word][0]}
+    implied = frozenset(k for s in spans if s.word in entries and s.concepts for k in entries[s.word][1] if k not in said)
     areas = tuple(dict.fromkeys(s.word for s in spans if any(k.startswith(AREA + ":") for k in s.concepts)))
     return Found(frozenset(concepts), areas, tuple(spans), implied)

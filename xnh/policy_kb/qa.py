@@ -6,6 +6,8 @@ A topic:
     question    the canonical question
     concepts    what it answers, as "dimension:value" of concepts.toml; "dimension:value?" also fits a
                 question silent in that dimension (policy_kb/understand.py ranks on these)
+    points      what its answer states of points.toml (whether, amount, time, where, documents, how …):
+                a question asking another point gets this answer only as a partial one
     paraphrases ≥ 6 ways rural users write it (used for matching)
     heldout     more paraphrases, never used for matching: the held-out evaluation (bench/kb_eval.py)
     sms         the short answer (≤ 134 characters once rendered)
@@ -31,6 +33,7 @@ class Topic:
     id: str
     question: str
     concepts: tuple
+    points: frozenset
     paraphrases: tuple
     heldout: tuple
     sms: str
@@ -94,6 +97,7 @@ def _topic(raw: dict, where: str, file: str) -> Topic:
         id=require(raw, "id", where, str),
         question=require(raw, "question", where, str),
         concepts=tuple(raw.get("concepts", [])),
+        points=frozenset(require(raw, "points", where, list)),
         paraphrases=tuple(require(raw, "paraphrases", where, list)),
         heldout=tuple(raw.get("heldout", [])),
         sms=require(raw, "sms", where, str),
@@ -105,7 +109,12 @@ def _topic(raw: dict, where: str, file: str) -> Topic:
     if len(t.paraphrases) < MIN_PARAPHRASES:
         raise KBError(f"{where}: needs at least {MIN_PARAPHRASES} paraphrases, has {len(t.paraphrases)}")
     from .concepts import labels
+    from .points import names
 
+    unknown = t.points - names()
+    if unknown or not t.points:
+        raise KBError(f"{where}: points must name what the answer states, of points.toml; "
+                      f"{'unknown: ' + ', '.join(sorted(unknown)) if unknown else 'none given'}")
     for concept in t.concepts:
         dimension, _, values = concept.rstrip("?").partition(":")
         if any(f"{dimension}:{v}" not in labels() for v in values.split("|")):

@@ -19,13 +19,20 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
-from . import concepts
+from . import concepts, points
 from .concepts import Found
 from .matcher import canon, index
 from .qa import Topic, topics
 
 # weight of a concept matched, by dimension; single concepts may weigh less (WEAK)
 WEIGHT = {"scheme": 3.0, "place": 3.0, "care": 3.0, "group": 3.0, "action": 2.0, "attr": 2.0}
+# concepts that decide whether anything is paid at all: an injury is investigated first, and one that
+# someone else must pay for is not covered, wherever the stay was (摔伤 in 外省: the injury rule first)
+DECISIVE = {"care:injury": 4.0, "care:third_party": 4.0, "care:work_injury": 4.0,
+            "action:report": 3.0}  # a complaint (乱收费, 不给收据) needs the complaint path, whatever else it names
+# another scheme named (商业保险, 职工医保 …) that a topic does not speak of: the answer would be about
+# something else, so it costs the full weight, not EXTRA's share
+OTHER_SCHEMES = {"scheme:commercial", "scheme:employee", "scheme:pension", "scheme:urban"}
 WEAK = {"action:claim": 0.5, "action:check": 0.75, "attr:amount": 1.0, "attr:what": 1.0, "scheme:ncms": 0.5,
         "scheme:generic": 0.5, "action:enroll": 1.0, "attr:how": 0.5, "action:pay": 1.5}
 STRONG = ("scheme", "place", "care", "group")
@@ -39,6 +46,7 @@ ANSWER_MIN = 1.5  # below: no topic fits
 CLEAR_FIT = 3.0  # a message naming one thing only (刚出生, 五保户) is answered when a topic fits it this well
 MARGIN = 0.5  # a second topic within this of the best: ask which one
 CHOICES = 3
+POINT = 1.0  # a topic stating an asked point (besides whether) gains this; one stating none of them loses it
 LEXICAL_SHORTLIST = 8  # topics of highest lexical coverage ranked even without a shared concept
 DECLINED = ("employee", "pension", "commercial")
 # the place named is where the care happens (在长沙住院, 曹县人民医院), not whose scheme is asked about
@@ -49,13 +57,15 @@ _CARE_AFTER = re.compile(r"^[\u4e00-\u9fff]{0,6}?(?:医院|住院|看病|就医|
 
 @dataclass
 class Decision:
-    kind: str  # answer | choice | clarify | handoff | other_scheme | help
+    kind: str  # answer | partial | choice | clarify | handoff | other_scheme | help
     topics: list = field(default_factory=list)  # topic ids: the answer, or the choices
     found: Found | None = None
     area: str | None = None  # another place the question is about (answered with 示范县's rule)
     care_area: str | None = None  # another place where the care happened (a hospital there is 县外非定点)
     scheme: str | None = None  # the declined scheme's label
     about: str | None = None  # clarify: the one thing the message names (住院)
+    asked: frozenset = frozenset()  # the points asked (points.toml)
+    missing: frozenset = frozenset()  # partial: the asked points the answer does not state
     scores: list = field(default_factory=list)  # (score, topic id), best first
 
 
@@ -90,7 +100,7 @@ def _slot_weight(slot: _Slot) -> float:
 
 @cache
 def _weight(concept: str) -> float:
-    return WEAK.get(concept, WEIGHT[concept.split(":", 1)[0]])
+    return DECISIVE.get(concept) or WEAK.get(concept, WEIGHT[concept.split(":", 1)[0]])
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,7 @@ def _asked(found: Found) -> _Asked:
         dimension, value = concept.split(":", 1)
         by_dimension.setdefault(dimension, set()).add(value)
     explicit = tuple((c.split(":", 1)[0], c.split(":", 1)[1],
-                      EXTRA * _weight(c) * (1.0 if c.split(":", 1)[0] in STRONG else SOFT))
+                      (1.0 if c in OTHER_SCHEMES else EXTRA) * _weight(c) * (1.0 if c.split(":", 1)[0] in STRONG else SOFT))
                      for c in found.concepts - found.implied)
     return _Asked({d: frozenset(v) for d, v in by_dimension.items()}, explicit)
 
@@ -177,9 +187,18 @@ def _by_concept() -> dict[str, tuple]:
     return {c: tuple(dict.fromkeys(ids)) for c, ids in out.items()}
 
 
+def _point_score(topic: Topic, asked: frozenset) -> float:
+    """+POINT when the topic's answer states a point asked (besides whether), -POINT when it states
+    none of them, 0 for a yes/no question or a statement."""
+    if not asked:
+        return 0.0
+    return POINT if topic.points & asked else -POINT
+
+
 def rank(text: str, found: Found | None = None, limit: int = 5) -> list[tuple[float, str]]:
     """(score, topic id) of the best topics for a normalised question, best first."""
     found = found or concepts.find(text)
+    wanted = points.substantive(points.find(text))
     plain = canon(text)
     cover = index().coverage(plain) if plain else {}
     asked = _asked(found)
@@ -187,7 +206,8 @@ def rank(text: str, found: Found | None = None, limit: int = 5) -> list[tuple[fl
     by_id = _by_id()
     candidates = {tid for c in found.concepts for tid in _by_concept().get(c, ())}
     candidates.update(heapq.nlargest(LEXICAL_SHORTLIST, cover, key=cover.get))
-    scored = [(fit(by_id[tid], asked) + LEXICAL * cover.get(tid, 0.0) / 100, tid) for tid in candidates]
+    scored = [(fit(by_id[tid], asked) + LEXICAL * cover.get(tid, 0.0) / 100 + _point_score(by_id[tid], wanted), tid)
+              for tid in candidates]
     scored.sort(key=lambda p: (-p[0], p[1]))
     return scored[:limit]
 
@@ -197,7 +217,8 @@ def declined(found: Found) -> str | None:
     (养老保险, 城镇职工医保, 商业保险); None when it names 新农合 or 城镇居民医保 too."""
     schemes = found.values("scheme")
     other = [s for s in DECLINED if s in schemes]
-    if other and not schemes & {"ncms", "urban"}:
+    # having both (单位交了医保,家里还要交吗) is a question about 新农合 too
+    if other and not schemes & {"ncms", "urban"} and not found.has("attr:double"):
         return concepts.labels()[f"scheme:{other[0]}"]
     return None
 
@@ -212,7 +233,8 @@ def decide(text: str) -> Decision:
     if care_area:
         found = with_care_area(found)
     scores = rank(text, found)
-    decision = Decision("handoff", found=found, area=area, care_area=care_area, scores=scores)
+    decision = Decision("handoff", found=found, area=area, care_area=care_area, scores=scores,
+                        asked=points.find(text))
     best = scores[0][0] if scores else 0.0
     if not _about_the_scheme(found):  # 这几天天气咋样, asdf: help, not a clerk's ticket
         decision.kind = "help" if not area else "handoff"
@@ -228,6 +250,12 @@ def decide(text: str) -> Decision:
         close = close[:1]
     decision.kind = "answer" if len(close) == 1 else "choice"
     decision.topics = close
+    if decision.kind == "answer":
+        decision.missing = points.substantive(decision.asked) - _by_id()[close[0]].points
+        if decision.missing and len(decision.missing) == len(points.substantive(decision.asked)):
+            decision.kind = "partial"  # the subject is clear, the point asked is not in its answer
+        else:
+            decision.missing = frozenset()
     return decision
 
 

@@ -179,3 +179,12 @@ def m007_console(db: Database):
         "unchanged": int, "rejected": int, "uploaded_by": str, "created_at": str, "finished_at": str,
     }, pk="id")
 
+
+
+@migrations()
+def m008_ticket_topic(db: Database):
+    """What a ticket is about, when the bot knew the subject but not the point asked (a partial
+    answer): the knowledge-base topic and the points its answer did not state, so that questions
+    alike can be grouped and answered once."""
+    db["handoff_tickets"].add_column("topic", str)
+    db["handoff_tickets"].add_column("points", str)

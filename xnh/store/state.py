@@ -143,9 +143,12 @@ def set_subscribed(db: Database, phone: str, subscribed: bool, via: str) -> None
 
 # -- handoff tickets ---------------------------------------------------------------------------------
 
-def open_ticket(db: Database, sender: str, channel: str, question: str) -> int:
-    cursor = db.conn.execute("insert into handoff_tickets (sender, channel, question, created_at, status) "
-                             "values (?, ?, ?, ?, 'open')", [sender, channel, question[:500], stamp()])
+def open_ticket(db: Database, sender: str, channel: str, question: str, topic: str | None = None,
+                points: str | None = None) -> int:
+    """A question for a clerk; `topic` and `points` when the bot answered its subject but not the
+    points asked (a partial answer)."""
+    cursor = db.conn.execute("insert into handoff_tickets (sender, channel, question, created_at, status, topic, points) "
+                             "values (?, ?, ?, ?, 'open', ?, ?)", [sender, channel, question[:500], stamp(), topic, points])
     return cursor.lastrowid
 
 

@@ -1,0 +1,103 @@
+"""The asked point of a question (policy_kb/points.toml): what it asks about its subject: whether,
+how much, when, where, what documents, how, what happens if, who may, what it is, why, which.
+
+`find(text)` reads them out of a normalised message in one longest-match pass, so that 多少天 is a
+time and not an amount, and 怎么这么少 asks why rather than how. A yes/no ending (能报吗, 能报不)
+asks `whether`. Q&A topics list the points their answers state (qa.Topic.points);
+policy_kb/understand.py holds the two together.
+"""
+import re
+from functools import cache
+
+from .concepts import spellings
+from .loader import KB_DIR, KBError, read_toml, require
+
+WHETHER = "whether"
+
+
+@cache
+def _table() -> dict:
+    path = KB_DIR / "points.toml"
+    raw = read_toml(path)
+    for point, entry in raw.items():
+        require(entry, "label", f"{path.name} [{point}]", str)
+        require(entry, "words", f"{path.name} [{point}]", list)
+    return raw
+
+
+@cache
+def names() -> frozenset:
+    """Every point a topic may state."""
+    return frozenset(_table())
+
+
+@cache
+def labels() -> dict[str, str]:
+    """Point → how a reply names it ("时间", "要什么材料")."""
+    return {point: entry["label"] for point, entry in _table().items()}
+
+
+@cache
+def _words() -> dict[str, str]:
+    """Word (and its dialect spellings) → the point it asks."""
+    out: dict[str, str] = {}
+    for point, entry in _table().items():
+        for written in entry["words"]:
+            for word in spellings(written):
+                if out.get(word, point) != point:
+                    raise KBError(f"points.toml: {word!r} is listed under both {out[word]!r} and {point!r}")
+                out[word] = point
+    return out
+
+
+@cache
+def _automaton():
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for word, point in _words().items():
+        automaton.add_word(word, (len(word), point))
+    automaton.make_automaton()
+    return automaton
+
+
+# 什么, 怎么, 这么 … end in 么 without asking yes or no
+_NOT_A_TAIL = "(?<!什)(?<!怎)(?<!这)(?<!那)(?<!多)(?<!要)"
+
+
+@cache
+def _tail() -> re.Pattern:
+    """吗 anywhere (住院要住够三天才报销吗医保), the other yes/no endings only at the end."""
+    tails = sorted(_table()[WHETHER].get("tails", []), key=len, reverse=True)
+    ends = "|".join(map(re.escape, (t for t in tails if t != "吗")))
+    return re.compile(f"吗|{_NOT_A_TAIL}(?:{ends})[啊呀呢吧哦啦]*[\\s\\W]*$")
+
+
+def spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, point) of every point word, longest first where two overlap, in text order."""
+    hits = sorted(((end - n + 1, end + 1, point) for end, (n, point) in _automaton().iter(text)),
+                  key=lambda h: (h[0] - h[1], h[0]))
+    taken = [False] * len(text)
+    out = []
+    for start, end, point in hits:
+        if any(taken[start:end]):
+            continue
+        taken[start:end] = [True] * (end - start)
+        out.append((start, end, point))
+    return sorted(out)
+
+
+def find(text: str) -> frozenset:
+    """The points a normalised question asks (empty for a statement: 我住院三天了)."""
+    if not text:
+        return frozenset()
+    found = {point for _, _, point in spans(text)}
+    if _tail().search(text):
+        found.add(WHETHER)
+    return frozenset(found)
+
+
+def substantive(asked: frozenset) -> frozenset:
+    """The points besides `whether`: a yes/no question is answered by any topic about its subject,
+    "how much" only by one that states an amount."""
+    return asked - {WHETHER}
