@@ -184,8 +184,9 @@ def test_worst_case_single_level_sms_fits_134():
             "capped": True, "cap": d("60000"), "already": d("59999.99"), "remaining": d("0.01")}
     for template in ("estimate", "estimate_outpatient"):
         for injury in (False, True):
-            text = render(Reply("estimate", template, {**data, "injury": injury}), "sms")
-            assert len(text) <= SMS_LIMIT, text
+            for you_pay_asked in (False, True):  # 自己要掏多少: the you-pay figure beside the reimbursement
+                text = render(Reply("estimate", template, {**data, "injury": injury, "you_pay_asked": you_pay_asked}), "sms")
+                assert len(text) <= SMS_LIMIT, text
 
 
 # -- bad input: always a helpful reply, never an exception --------------------------------------------

@@ -30,7 +30,7 @@ def remember(f: Facts, levels: list | None = None) -> Conversation:
     return Conversation(pending="level", total=str(f.total), self_pay=str(f.self_pay), approximate=f.approximate,
                         visit=f.visit, groups=list(f.groups), age=f.age, urban=f.urban, third_party=f.third_party,
                         injury=f.injury, already=None if f.already is None else str(f.already),
-                        levels=list(levels or []))
+                        levels=list(levels or []), you_pay=f.you_pay)
 
 
 def picked_level(text: str, state: Conversation) -> str | None:
@@ -53,6 +53,7 @@ def recall(state: Conversation, f: Facts) -> Facts:
     f.urban = f.urban or state.urban
     f.third_party = f.third_party or state.third_party
     f.injury = f.injury or state.injury
+    f.you_pay = f.you_pay or state.you_pay
     if f.already is None and state.already is not None:
         f.already = Decimal(state.already)
     return f
@@ -108,7 +109,7 @@ def handle(ctx: Context, f: Facts) -> Reply:
             "already_note": already["inpatient"] if personal or f.already is not None else None,
             "scheme": scheme, "approximate": f.approximate, "injury": f.injury, "hospital": f.hospital, "listed": f.listed,
             "place": _place(f), "personal": personal, "groups": [g for g in groups if g in scheme.bonus_groups],
-            "age": age}
+            "age": age, "you_pay_asked": f.you_pay}
     visit = f.visit or ("outpatient" if f.level == "village" else "inpatient")
     if visit == "outpatient":
         return _outpatient(ctx, f, scheme, already, data)
@@ -144,7 +145,7 @@ def _table(ctx, f, scheme, groups, age, already, data) -> Reply:
         except estimator.NotCovered:
             continue
         rows.append({"level": level, "label": levels()[level]["label"], "reimbursed": e.reimbursed,
-                     "rate": e.rate, "deductible": e.deductible, "json": e.as_json()})
+                     "you_pay": e.you_pay, "rate": e.rate, "deductible": e.deductible, "json": e.as_json()})
     ctx.state = remember(f, levels=[r["level"] for r in rows])
     summary = {
         "reimbursed": None, "level": None, "scheme": scheme.id, "total": str(to_money(f.total)),

@@ -23,12 +23,23 @@ _UNIT = r"(?:元|块钱|块|圆|rmb|RMB|人民币)"
 _MORE = r"(?:多(?!少)|来|余)"
 _MONEY_AFTER = re.compile(rf"^\s*{_MORE}?\s*{_UNIT}")
 _NOT_MONEY_AFTER = re.compile(
-    rf"^\s*{_MORE}?\s*(?:岁|周岁|天|日|号|月|年|次|个|%|点|小时|钟|分钟|周|星期|礼拜|床|人|口|斤|公斤|"
-    r"里|公里|米|楼|层|级|组|户|胎|倍|页|张|项|位|份|瓶|盒|片|针|[:：/-]\d|\.\d)"
+    rf"^\s*{_MORE}?\s*(?:岁|周岁|天|日|号|月|年|次|个(?!人(?:负担|承担|自付|自费|出|交|要|掏|付|花|拿))|%|点|小时|钟|分钟|周|星期|礼拜|床|人|口|斤|公斤|"
+    r"里|公里|米|楼|层|级|组|户|胎|倍|页|张|项|位|份|瓶|盒|片|针|[:：/-]\d|\.\d|"
+    # a number that names a place or a thing: 3病区, 18组, 2号楼, B3县, 市3院, 5单元, 3年级
+    r"病区|病房|区|县|市|乡|镇|村|队|室|科|栋|幢|单元|路|街|巷|弄|排|班|型|类|种|条|期|代|届|年级|家|间|所|座|辆|"
+    r"台|部|本|院(?!费)|中(?!心)|小(?!时))"
 )
+# a number glued to a Latin letter is a code (B3县, A2栋, 3B), not money; k, w and rmb are units
+_CODE_BEFORE = re.compile(r"[A-Za-z]\s*$")
+_CODE_AFTER = re.compile(r"^(?![kKwW](?![A-Za-z])|rmb|RMB)[A-Za-z]")
+# A number without a money unit is money only beside words of spending, care or reimbursing, or
+# when it is the whole message (a reply to "花了多少"): 住院3000能报多少, 花了1.6万.
+_MONEY_NEAR = re.compile(r"花|费|用了|开了|交了|付了|掏|共|结算|报|自费|自付|住院|门诊|消费|医药|押金|账单|发票|钱|开销|"
+                         r"看病|治疗|手术|检查|拿药|买药|药|医院|卫生院|多少|负担|出院|垫")
+MONEY_WINDOW = (10, 8)  # characters looked at before and after a number for _MONEY_NEAR
 _APPROX_AFTER = re.compile(rf"^\s*(?:{_MORE}|{_UNIT}?\s*(?:{_MORE}|左右|上下|出头))")
 _APPROX_BEFORE = re.compile(r"(?:大概|大约|约|差不多|将近|快|估计|可能|好像)(?:花了|用了|花|用|是|有|要|共)?\s*$")
-_SELF_PAY_AFTER = re.compile(r"^\s*(?:多|来)?\s*(?:元|块钱|块)?\s*(?:钱)?\s*(?:都|全)?\s*(?:是|为|属于|算)?\s*(?:自费|自付|目录外|不能报|报不了)")
+_SELF_PAY_AFTER = re.compile(r"^\s*(?:多|来)?\s*(?:元|块钱|块)?\s*(?:钱)?\s*(?:都|全)?\s*(?:是|为|属于|算)?\s*(?:自费|自付|目录外|不能报|报不了)(?![的部分费用是要有]{0,3}(?:多少|几))")
 # what was already reimbursed this year, as the message says it: "今年已经报了40000"
 _ALREADY_BEFORE = re.compile(r"(?:已经报了|已经报销了|已经报过|已报了|已报|已经报|报过了|前面报了|之前报了|先前报了|今年报了)\s*$")
 _SELF_PAY_BEFORE = re.compile(r"(?:自费|自付|自己出|自己掏|目录外|不能报|报不了|不报)[的药品项目部分了是有约大概]{0,3}\s*$")
@@ -101,6 +112,7 @@ class Facts:
     injury: bool = False  # an accident or injury (摔伤, 车祸): needs the township 合管办's investigation
     rest: str = ""  # the text with the hospital's name blanked out
     third_party: bool = False  # about someone else (我爸, 孩子): personal data of the sender does not apply
+    you_pay: bool = False  # asks what the patient pays (自己要掏多少): the reply names total − reimbursed
 
 
 @lru_cache(maxsize=4096)
@@ -152,6 +164,13 @@ def _mask(m: re.Match) -> str:
 _FINANCIAL = str.maketrans("壹贰貳叁參肆伍陆陸柒捌玖拾佰仟", "一二二三三四五六六七八九十百千")  # 大写数字 on receipts
 
 
+def _money_context(text: str, start: int, end: int) -> bool:
+    """Words of spending or care near the number, or nothing but the number in the message."""
+    before, after = MONEY_WINDOW
+    near = text[max(0, start - before):start] + " " + text[end:end + after]
+    return bool(_MONEY_NEAR.search(near)) or not re.search(r"[\u4e00-\u9fffA-Za-z]", text[:start] + text[end:])
+
+
 def amounts(text: str) -> list[Amount]:
     """Every money amount in `text`, in order. Ages, days, dates, percentages, phone and ID numbers
     are skipped; so are ordinals (第一) and lone numerals that are words (一下, 两个)."""
@@ -165,8 +184,12 @@ def amounts(text: str) -> list[Amount]:
         if _NOT_MONEY_AFTER.match(after) or re.search(r"[第几]\s*$", before):
             continue
         has_unit = bool(_MONEY_AFTER.match(after))
+        if _CODE_BEFORE.search(masked[:m.start()]) or _CODE_AFTER.match(masked[end:end + 3]):
+            continue  # B3县, 3B病房: a code
         if not has_unit and _looks_like_year(span, masked, m.start(), end):
             continue  # 新农合报销标准2025: a year, not 2025元
+        if not has_unit and not re.search(f"[{_CN_UNITS}]|[kKwW]", span) and not _money_context(masked, m.start(), end):
+            continue  # 我是3队的, 18号: a number, but nothing says it is money
         if not re.search(r"\d", span) and not re.search(f"[{_CN_UNITS}]", span) and not has_unit:
             continue  # a lone 一/二/两 is a word (一下, 两个), not money
         value = _to_number(span)
@@ -233,6 +256,14 @@ def _age(text: str) -> int | None:
     return int(value) if value is not None and 0 < value < 130 else None
 
 
+# "what do I pay myself": the answer is total − reimbursed, named as such (自己要掏多少, 报完还剩多少)
+YOU_PAY = re.compile(
+    r"(?:自己|个人|我|俺|咱|病人|家里)(?:还|要|得|需要|还要|还得|一共|总共|总|实际)*(?:掏|出|付|拿|花|承担|负担|垫)(?:钱)?(?:多少|几)|"
+    r"(?:自付|自负|个人负担|个人承担|自掏腰包)(?:的|部分|费用)?(?:是|有|要)?(?:多少|几)|"
+    r"(?:报完|报销完|报销后|报了以后|报完了|报销以后|报后)(?:了)?(?:我|自己)?(?:还)?(?:剩|要|得|需)?(?:多少|掏|出|付|拿|自己)|"
+    r"还(?:剩|差)多少(?:钱)?(?:要|得)?(?:自己|我)?|(?:要|得)?自己(?:出|掏|付)的(?:是|有)?多少")
+
+
 THIRD_PARTY = re.compile(r"我?(?:爸|妈|娘|爹|爷|奶|姥|外公|外婆|孩子|儿子|女儿|闺女|媳妇|老婆|老公|丈夫|妻子|"
                          r"他|她|婆婆|公公|岳父|岳母|哥|姐|弟|妹|侄|孙|亲戚|邻居|家人|老人|小孩|宝宝|娃)")
 
@@ -290,5 +321,6 @@ def facts(text: str) -> Facts:
     f.urban = any(w in text for w in URBAN_WORDS)
     f.injury = any(w in text for w in INJURY_WORDS)
     f.third_party = bool(THIRD_PARTY.search(text))
+    f.you_pay = bool(YOU_PAY.search(text))
     f.rest = rest
     return f

@@ -73,6 +73,7 @@ class Conversation:
     third_party: bool = False
     injury: bool = False
     already: str | None = None  # inpatient already reimbursed this year, as the message said it
+    you_pay: bool = False  # the question asked what the patient pays (自己要掏多少)
     levels: list = field(default_factory=list)  # level: the rows of the numbered level table
 
     @classmethod
