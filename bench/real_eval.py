@@ -1,0 +1,85 @@
+"""Real questions, scored in-process: every case file in the run_eval.py format (../shared/eval/
+real_dev.json, real_dev2.json and the corpus collected from public sources in bench/real/) through
+the product's one entry point `respond()`, checked with run_eval.py's own `check()`.
+
+The same replies `run_eval.py --cli` gets (each case from a fresh sender on the demo county's database,
+policy date XNH_TODAY=2026-06-15), about 50 times faster: for measuring a change on every set at once.
+It also counts what kind of reply each case got: a direct answer, a partial answer with a ticket, a
+menu, a handoff, a decline, help.
+
+Run:  XNH_TODAY=2026-06-15 python bench/real_eval.py                 the score of each set
+      XNH_TODAY=2026-06-15 python bench/real_eval.py -v FILE         also each failure (never on the held-out set
+                                                                      while tuning: it is there to measure)
+bench/real/corpus_holdout.json is the held-out part of the collected corpus: read its score, not its cases.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "eval"
+sys.path.insert(0, str(ROOT))
+DEFAULT_SETS = [SHARED / "real_dev.json", SHARED / "real_dev2.json", ROOT / "bench" / "real" / "corpus_dev.json",
+                ROOT / "bench" / "real" / "corpus_holdout.json"]
+
+
+def _run_eval():
+    spec = importlib.util.spec_from_file_location("run_eval", SHARED / "run_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def kind_of(reply) -> str:
+    """What kind of reply it was, from its template."""
+    return {"policy": "answer", "policy_partial": "partial", "policy_choice": "menu", "handoff": "handoff",
+            "policy_decline": "decline", "help": "help"}.get(reply.template, reply.intent)
+
+
+def score(path: Path, db, verbose: bool) -> tuple[int, int, Counter]:
+    from xnh.handlers.router import respond
+    from xnh.message import Message
+
+    check = _run_eval().check
+    cases = json.loads(path.read_text(encoding="utf-8"))
+    passed, kinds = 0, Counter()
+    for i, case in enumerate(cases):
+        sender = f"+8613{700000000 + i:09d}"  # fresh: no demo household, no memory carried over
+        reply = None
+        for turn in case["turns"]:
+            reply = respond(Message(text=turn, sender=sender, channel="sms", phone=sender), db)
+            db.conn.commit()
+        why = check(case["expect"], reply.text)
+        kinds[kind_of(reply)] += 1
+        if not why:
+            passed += 1
+        elif verbose:
+            print(f"FAIL {case['id']} [{kind_of(reply)}] {case['turns'][-1][:60]!r}: {'; '.join(why)[:200]}")
+            print(f"     reply: {reply.text}")
+    return passed, len(cases), kinds
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="*", type=Path)
+    ap.add_argument("-v", action="store_true", help="print each failure and its reply")
+    args = ap.parse_args()
+    os.environ.setdefault("XNH_TODAY", "2026-06-15")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XNH_DB"] = str(Path(tmp) / "x.db")
+        from xnh.cli import _answering_db
+
+        db = _answering_db()
+        for path in args.files or DEFAULT_SETS:
+            passed, total, kinds = score(path, db, args.v)
+            shares = ", ".join(f"{k} {v}" for k, v in kinds.most_common())
+            print(f"{path.name:22s} {passed:3d}/{total:3d} ({passed / total:.0%})   replies: {shares}")
+
+
+if __name__ == "__main__":
+    main()
