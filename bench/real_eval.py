@@ -37,7 +37,7 @@ def _run_eval():
 
 def kind_of(reply) -> str:
     """What kind of reply it was, from its template."""
-    return {"policy": "answer", "policy_partial": "partial", "policy_choice": "menu", "handoff": "handoff",
+    return {"policy": "answer", "policy_partial": "partial", "policy_choice": "menu", "policy_both": "both", "handoff": "handoff",
             "policy_decline": "decline", "help": "help"}.get(reply.template, reply.intent)
 
 

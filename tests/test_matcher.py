@@ -6,6 +6,7 @@ import tomllib
 import pytest
 
 from xnh.handlers.normalize import normalize
+from xnh.handlers import policy
 from xnh.policy_kb import matcher, qa, understand
 from xnh.policy_kb.loader import KB_DIR
 
@@ -63,21 +64,38 @@ def _two_choices(monkeypatch, choices):
     monkeypatch.setattr(understand, "decide", lambda text: understand.Decision("choice", [t.id for t in choices]))
 
 
-@pytest.mark.parametrize("pick,index", [("1", 0), ("2", 1), ("第二个", 1)])
+@pytest.mark.parametrize("pick,index", [("1", 0), ("2", 1), ("第二个", 1), ("3", 2)])
 def test_choice_flow_picks_through_respond(ask, monkeypatch, pick, index):
-    choices = [qa.by_id("deductible"), qa.by_id("inpatient_cap")]
+    choices = [qa.by_id("deductible"), qa.by_id("inpatient_cap"), qa.by_id("multiple_stays")]
     _two_choices(monkeypatch, choices)
     first = ask("住院那个线")
-    assert first.template == "policy_choice" and "1." in first.text and "2." in first.text
+    assert first.template == "policy_choice" and "1." in first.text and "3." in first.text
     second = ask(pick)
     assert second.intent == "policy" and second.data["topic"] == choices[index].id
 
 
+@pytest.mark.parametrize("topics, limit, together", [
+    (("deductible", "inpatient_cap"), policy.BOTH_LIMIT, True),  # both in one message, the better first
+    (("deductible", "inpatient_cap"), 80, False),  # together over the limit: a menu, as for three
+])
+def test_two_close_answers_come_together_when_short(ask, monkeypatch, topics, limit, together):
+    choices = [qa.by_id(t) for t in topics]
+    _two_choices(monkeypatch, choices)
+    monkeypatch.setattr(policy, "BOTH_LIMIT", limit)
+    reply = ask("住院那个线")
+    if together:
+        assert reply.template == "policy_both" and reply.data["topics"] == list(topics)
+        assert reply.text.index("起付线") < reply.text.index("另,住院一年最多能报多少")
+        assert len(reply.text) <= limit
+    else:
+        assert reply.template == "policy_choice" and "1." in reply.text
+
+
 def test_choice_number_out_of_range_is_not_a_pick(ask, monkeypatch):
-    choices = [qa.by_id("deductible"), qa.by_id("inpatient_cap")]
+    choices = [qa.by_id("deductible"), qa.by_id("inpatient_cap"), qa.by_id("multiple_stays")]
     _two_choices(monkeypatch, choices)
     ask("住院那个线")
-    reply = ask("3")
+    reply = ask("4")
     assert reply.data.get("topic") not in {t.id for t in choices}
 
 

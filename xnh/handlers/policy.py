@@ -1,8 +1,9 @@
 """Policy questions answered from the knowledge base (policy_kb/qa), as policy_kb/understand.py
 decides: one answer when one topic fits; what is known of the subject and a ticket when the topic
-fits but does not state the point asked (a partial answer); numbered choices when two or three fit about equally, a
-plain decline for schemes this service does not handle, and a handoff ticket for a person when a
-real question fits nothing (at most MAX_OPEN_TICKETS open per sender; a repeat joins the open one)."""
+fits but does not state the point asked (a partial answer); two that fit about equally answered
+together when short enough, else numbered choices; a plain decline for schemes this service does
+not handle; and a handoff ticket for a person when a real question fits nothing (at most
+MAX_OPEN_TICKETS open per sender; a repeat joins the open one)."""
 import re
 
 from ..store import state as store
@@ -14,6 +15,7 @@ from .context import Context
 _CHOICE = re.compile(r"^\s*(?:第\s*)?([1-3一二三])\s*(?:个|条|项)?\s*[.。!！]?\s*$")
 _CN = {"一": 1, "二": 2, "三": 3}
 MAX_OPEN_TICKETS = 3
+BOTH_LIMIT = 260  # two close answers together up to this many characters (4 SMS) are sent at once, not as a menu
 
 
 def chosen(text: str, state: Conversation) -> int | None:
@@ -44,6 +46,10 @@ def handle(ctx: Context) -> Reply:
         return answer(ctx, decision.topics[0], decision.area, decision.care_area)
     if decision.kind == "partial":
         return partial(ctx, decision)
+    if decision.kind == "choice" and len(decision.topics) == 2:
+        both = _both(ctx, decision)
+        if both:
+            return both
     if decision.kind == "choice":
         ctx.state = Conversation(pending="choice", topics=decision.topics, area=decision.area,
                                  care_area=decision.care_area)
@@ -59,6 +65,21 @@ def handle(ctx: Context) -> Reply:
         return Reply("help", "help", {"reason": "vague" if decision.kind == "clarify" else "unclear",
                                       "about": decision.about})
     return handoff(ctx, asked=False)
+
+
+def _both(ctx: Context, decision: understand.Decision) -> Reply | None:
+    """Two topics that fit about equally, answered in one message when both fit in BOTH_LIMIT: the
+    better one first, then the other under its own question. A farmer with a basic phone gets both
+    at once instead of a menu to answer first."""
+    first, second = (qa.by_id(t) for t in decision.topics)
+    field = "telegram" if ctx.message.channel == "telegram" else "sms"
+    texts = [qa.render_answer(getattr(t, field), ctx.today) for t in (first, second)]
+    if field == "sms" and sum(map(len, texts)) + len(second.question) + 4 > BOTH_LIMIT:
+        return None
+    ctx.state = Conversation()
+    return Reply("policy", "policy_both", {"answer": texts[0], "also": texts[1], "also_question": second.question,
+                                           "topic": first.id, "topics": [first.id, second.id],
+                                           "source": first.source, "area": decision.area, "care_area": decision.care_area})
 
 
 def partial(ctx: Context, decision: understand.Decision) -> Reply:

@@ -47,6 +47,7 @@ CLEAR_FIT = 3.0  # a message naming one thing only (刚出生, 五保户) is ans
 MARGIN = 0.5  # a second topic within this of the best: ask which one
 CHOICES = 3
 POINT = 1.0  # a topic stating an asked point (besides whether) gains this; one stating none of them loses it
+FOCUS = 1.0  # a topic about the question's focus (its last telling concept: 低保…报销上限 asks the cap) gains this
 LEXICAL_SHORTLIST = 8  # topics of highest lexical coverage ranked even without a shared concept
 DECLINED = ("employee", "pension", "commercial")
 # the place named is where the care happens (在长沙住院, 曹县人民医院), not whose scheme is asked about
@@ -195,10 +196,35 @@ def _point_score(topic: Topic, asked: frozenset) -> float:
     return POINT if topic.points & asked else -POINT
 
 
+# concepts too common to be what a question is about (报, 怎么, 新农合): never its focus
+_NOT_FOCUS = {"scheme:ncms", "scheme:generic", "action:claim", "attr:how", "attr:what", "attr:amount", "attr:rate"}
+
+
+def focus(found: Found) -> str | None:
+    """The question's focus: its last telling concept. Chinese puts what is asked about last, before the
+    question word (低保每年报销上限是多少: the cap; 外县的户口能参保吗: enrolling); an injury, a complaint or
+    another scheme named anywhere is the focus whatever follows (they decide whether anything is paid)."""
+    told = [c for span in found.spans for c in span.concepts[:1]
+            if not c.startswith(concepts.AREA + ":") and c not in _NOT_FOCUS and c not in EVERYDAY]
+    decisive = [c for c in told if c in DECISIVE]
+    return (decisive or told or [None])[-1]
+
+
+def _focus_score(topic: Topic, concept: str | None) -> float:
+    if concept is None:
+        return 0.0
+    dimension, value = concept.split(":", 1)
+    hit = [slot for slot in _slots(topic) if slot.dimension == dimension and value in slot.values]
+    if not hit:
+        return 0.0
+    return FOCUS * (DEFAULT_SHARE if all(slot.default for slot in hit) else 1.0)
+
+
 def rank(text: str, found: Found | None = None, limit: int = 5) -> list[tuple[float, str]]:
     """(score, topic id) of the best topics for a normalised question, best first."""
     found = found or concepts.find(text)
     wanted = points.substantive(points.find(text))
+    main = focus(found)
     plain = canon(text)
     cover = index().coverage(plain) if plain else {}
     asked = _asked(found)
@@ -206,8 +232,8 @@ def rank(text: str, found: Found | None = None, limit: int = 5) -> list[tuple[fl
     by_id = _by_id()
     candidates = {tid for c in found.concepts for tid in _by_concept().get(c, ())}
     candidates.update(heapq.nlargest(LEXICAL_SHORTLIST, cover, key=cover.get))
-    scored = [(fit(by_id[tid], asked) + LEXICAL * cover.get(tid, 0.0) / 100 + _point_score(by_id[tid], wanted), tid)
-              for tid in candidates]
+    scored = [(fit(by_id[tid], asked) + LEXICAL * cover.get(tid, 0.0) / 100 + _point_score(by_id[tid], wanted)
+               + _focus_score(by_id[tid], main), tid) for tid in candidates]
     scored.sort(key=lambda p: (-p[0], p[1]))
     return scored[:limit]
 
