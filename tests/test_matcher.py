@@ -109,7 +109,7 @@ def test_telegram_gets_the_fuller_answer(ask):
     assert "<b>" in reply.text
 
 
-@pytest.mark.parametrize("text,asked", [("新农合卡的密码忘了怎么办", False), ("转人工", True), ("人工", True)])
+@pytest.mark.parametrize("text,asked", [("新农合的档案怎么调出来", False), ("转人工", True), ("人工", True)])
 def test_handoff_creates_a_ticket(ask, db, text, asked):
     reply = ask(text)
     assert reply.intent == "handoff" and reply.data["asked"] is asked

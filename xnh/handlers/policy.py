@@ -9,7 +9,7 @@ import re
 from ..store import state as store
 from ..store.state import Conversation
 from ..message import Reply
-from ..policy_kb import points, qa, understand
+from ..policy_kb import concepts, points, qa, understand
 from .context import Context
 
 _CHOICE = re.compile(r"^\s*(?:第\s*)?([1-3一二三])\s*(?:个|条|项)?\s*[.。!！]?\s*$")
@@ -83,14 +83,15 @@ def _both(ctx: Context, decision: understand.Decision) -> Reply | None:
 
 
 def partial(ctx: Context, decision: understand.Decision) -> Reply:
-    """What is known about the subject, then plainly that the point asked is not in the rules, and a
-    ticket for a clerk (with the topic and the points, so that questions alike can be answered once)."""
+    """What is known about the subject, then plainly what is not: a point the rules don't state gets a
+    ticket for a clerk (with the topic and the points, so that questions alike can be answered once);
+    another scheme named beside 新农合 (商业保险, 养老保险) gets where to ask about it."""
     reply = answer(ctx, decision.topics[0], decision.area, decision.care_area)
     missing = sorted(decision.missing)
-    ticket = _ticket(ctx, topic=decision.topics[0], points=",".join(missing))
-    labels = points.labels()
+    ticket = _ticket(ctx, topic=decision.topics[0], points=",".join(missing)) if missing else None
+    labels = {**points.labels(), **concepts.labels()}
     reply.template = "policy_partial"
-    reply.data.update(ticket=ticket, missing=[labels[p] for p in missing])
+    reply.data.update(ticket=ticket, missing=[labels[p] for p in missing], elsewhere=list(decision.elsewhere))
     return reply
 
 

@@ -29,12 +29,14 @@ WEIGHT = {"scheme": 3.0, "place": 3.0, "care": 3.0, "group": 3.0, "action": 2.0,
 # concepts that decide whether anything is paid at all: an injury is investigated first, and one that
 # someone else must pay for is not covered, wherever the stay was (摔伤 in 外省: the injury rule first)
 DECISIVE = {"care:injury": 4.0, "care:third_party": 4.0, "care:work_injury": 4.0,
+            "care:chronic": 4.0,  # a chronic or special disease has its own application and review
             "action:report": 3.0}  # a complaint (乱收费, 不给收据) needs the complaint path, whatever else it names
-# another scheme named (商业保险, 职工医保 …) that a topic does not speak of: the answer would be about
-# something else, so it costs the full weight, not EXTRA's share
+# another scheme named beside 新农合 (商业保险, 职工医保 …): a topic that does not speak of it answers only
+# part of the question, and says so (a partial answer, _unanswered)
 OTHER_SCHEMES = {"scheme:commercial", "scheme:employee", "scheme:pension", "scheme:urban"}
 WEAK = {"action:claim": 0.5, "action:check": 0.75, "attr:amount": 1.0, "attr:what": 1.0, "scheme:ncms": 0.5,
-        "scheme:generic": 0.5, "action:enroll": 1.0, "attr:how": 0.5, "action:pay": 1.5}
+        "scheme:generic": 0.5, "action:enroll": 1.0, "attr:how": 0.5, "action:pay": 1.5,
+        "attr:card": 0.5}  # 医保卡, 社保卡 often stand for the insurance itself (有社保卡怎么报销)
 STRONG = ("scheme", "place", "care", "group")
 CONFLICT = 1.0  # a topic about another value of a dimension the question names: × the weight
 MISS = 1.0  # a topic concept the question does not name (and that is no default): × the weight
@@ -48,6 +50,7 @@ MARGIN = 0.5  # a second topic within this of the best: ask which one
 CHOICES = 3
 POINT = 1.0  # a topic stating an asked point (besides whether) gains this; one stating none of them loses it
 FOCUS = 1.0  # a topic about the question's focus (its last telling concept: 低保…报销上限 asks the cap) gains this
+POINT_SWITCH = 2.0  # a topic stating the point asked is preferred to a better-fitting one that doesn't, within this
 LEXICAL_SHORTLIST = 8  # topics of highest lexical coverage ranked even without a shared concept
 DECLINED = ("employee", "pension", "commercial")
 # the place named is where the care happens (在长沙住院, 曹县人民医院), not whose scheme is asked about
@@ -66,7 +69,8 @@ class Decision:
     scheme: str | None = None  # the declined scheme's label
     about: str | None = None  # clarify: the one thing the message names (住院)
     asked: frozenset = frozenset()  # the points asked (points.toml)
-    missing: frozenset = frozenset()  # partial: the asked points the answer does not state
+    missing: frozenset = frozenset()  # partial: what was asked that the rules don't say (points, 城镇居民医保): a ticket
+    elsewhere: tuple = ()  # partial: schemes named beside 新农合 that others handle (商业保险): where to ask
     scores: list = field(default_factory=list)  # (score, topic id), best first
 
 
@@ -118,7 +122,7 @@ def _asked(found: Found) -> _Asked:
         dimension, value = concept.split(":", 1)
         by_dimension.setdefault(dimension, set()).add(value)
     explicit = tuple((c.split(":", 1)[0], c.split(":", 1)[1],
-                      (1.0 if c in OTHER_SCHEMES else EXTRA) * _weight(c) * (1.0 if c.split(":", 1)[0] in STRONG else SOFT))
+                      EXTRA * _weight(c) * (1.0 if c.split(":", 1)[0] in STRONG else SOFT))
                      for c in found.concepts - found.implied)
     return _Asked({d: frozenset(v) for d, v in by_dimension.items()}, explicit)
 
@@ -197,7 +201,8 @@ def _point_score(topic: Topic, asked: frozenset) -> float:
 
 
 # concepts too common to be what a question is about (报, 怎么, 新农合): never its focus
-_NOT_FOCUS = {"scheme:ncms", "scheme:generic", "action:claim", "attr:how", "attr:what", "attr:amount", "attr:rate"}
+_NOT_FOCUS = {"scheme:ncms", "scheme:generic", "action:claim", "attr:how", "attr:what", "attr:amount", "attr:rate",
+              "attr:card"}
 
 
 def focus(found: Found) -> str | None:
@@ -271,18 +276,63 @@ def decide(text: str) -> Decision:
         return decision
     if best < ANSWER_MIN:
         return decision
+    scores = _stating_the_point_first(scores, points.substantive(decision.asked))
+    decision.scores, best = scores, scores[0][0]
     close = [tid for score, tid in scores if best - score < MARGIN][:CHOICES]
     if area:  # another place's scheme: 示范县's closest rule, labelled as 示范县's, is the answer
         close = close[:1]
     decision.kind = "answer" if len(close) == 1 else "choice"
     decision.topics = close
     if decision.kind == "answer":
-        decision.missing = points.substantive(decision.asked) - _by_id()[close[0]].points
-        if decision.missing and len(decision.missing) == len(points.substantive(decision.asked)):
-            decision.kind = "partial"  # the subject is clear, the point asked is not in its answer
-        else:
-            decision.missing = frozenset()
+        topic = _by_id()[close[0]]
+        decision.missing = _unanswered(topic, decision.asked, found) | unanswerable(found)
+        decision.elsewhere = _other_schemes(topic, found)
+        if decision.missing or decision.elsewhere:
+            decision.kind = "partial"  # the subject is clear, but part of what was asked is not in its answer
     return decision
+
+
+def unanswerable(found: Found) -> frozenset:
+    """Concepts the question names that no topic answers (密码, 伤残鉴定): known words the rules are
+    silent on. Whatever else fits, that part goes to a clerk."""
+    return frozenset(c for c in found.concepts - found.implied if not _by_concept().get(c))
+
+
+def _stating_the_point_first(scores: list, wanted: frozenset) -> list:
+    """A topic that does not state the point asked is not the answer to it, however well the rest fits:
+    when the best does not, a topic within POINT_SWITCH of it that does goes first (低保户…要带哪些证件:
+    the documents, not the 低保户 rates)."""
+    by_id = _by_id()
+    if not wanted or not scores or by_id[scores[0][1]].points & wanted:
+        return scores
+    best = scores[0][0]
+    stating = [(s, t) for s, t in scores if by_id[t].points & wanted and s >= max(ANSWER_MIN, best - POINT_SWITCH)]
+    if not stating:
+        return scores
+    return [stating[0]] + [p for p in scores if p != stating[0]]
+
+
+def _unanswered(topic: Topic, asked: frozenset, found: Found) -> frozenset:
+    """The points asked that the topic's answer does not state (when it states none of them), and
+    城镇居民医保 when the question names it and the topic speaks of 新农合 only: a clerk's to answer."""
+    wanted = points.substantive(asked)
+    missing = set() if topic.points & wanted else set(wanted)
+    if "scheme:urban" in found.concepts - found.implied and "scheme:urban" not in _covered(topic):
+        missing.add("scheme:urban")
+    return frozenset(missing)
+
+
+def _other_schemes(topic: Topic, found: Found) -> tuple:
+    """Schemes this service does not handle that the question names beside 新农合 (商业保险, 职工医保,
+    养老保险) and the topic does not speak of: the reply says where to ask about them."""
+    covered = _covered(topic)
+    return tuple(concepts.labels()[f"scheme:{s}"] for s in DECLINED
+                 if f"scheme:{s}" in found.concepts - found.implied and f"scheme:{s}" not in covered)
+
+
+@cache
+def _covered(topic: Topic) -> frozenset:
+    return frozenset(f"{slot.dimension}:{v}" for slot in _slots(topic) for v in slot.values)
 
 
 # Words of every walk of life (查, 多少钱, 几天, 在哪, 怎么): alone they don't make a question about the scheme.
