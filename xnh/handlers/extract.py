@@ -35,8 +35,13 @@ _CODE_AFTER = re.compile(r"^(?![kKwW](?![A-Za-z])|rmb|RMB)[A-Za-z]")
 # A number without a money unit is money only beside words of spending, care or reimbursing, or
 # when it is the whole message (a reply to "花了多少"): 住院3000能报多少, 花了1.6万.
 _MONEY_NEAR = re.compile(r"花|费|用了|开了|交了|付了|掏|共|结算|报|自费|自付|住院|门诊|消费|医药|押金|账单|发票|钱|开销|"
-                         r"看病|治疗|手术|检查|拿药|买药|药|医院|卫生院|多少|负担|出院|垫")
+                         r"看病|治疗|手术|检查|拿药|买药|药|医院|卫生院|多少|负担|出院|垫|生孩子|分娩|剖腹|剖宫|顺产|化疗|透析|输液|打针")
 MONEY_WINDOW = (10, 8)  # characters looked at before and after a number for _MONEY_NEAR
+# The characters a bill's number follows directly: the end of a word of spending, care or a place of care
+# (花了3000, 住院3000, 医药费3000, 门诊200, 约3000, 做手术8000). A number glued to any other character
+# is part of a name (一起慧99, 长青树2号): no amount unless a money unit follows it.
+_BILL_AFTER = set("了院费用诊花共计约多近是有要交报付出掏金单票药销概过剩额值到为治疗术查病产子针液水钱元块万千百十"
+                  "：:,，。 的个计垫押")
 _APPROX_AFTER = re.compile(rf"^\s*(?:{_MORE}|{_UNIT}?\s*(?:{_MORE}|左右|上下|出头))")
 _APPROX_BEFORE = re.compile(r"(?:大概|大约|约|差不多|将近|快|估计|可能|好像)(?:花了|用了|花|用|是|有|要|共)?\s*$")
 _SELF_PAY_AFTER = re.compile(r"^\s*(?:多|来)?\s*(?:元|块钱|块)?\s*(?:钱)?\s*(?:都|全)?\s*(?:是|为|属于|算)?\s*(?:自费|自付|目录外|不能报|报不了)(?![的部分费用是要有]{0,3}(?:多少|几))")
@@ -190,6 +195,9 @@ def amounts(text: str) -> list[Amount]:
             continue  # 新农合报销标准2025: a year, not 2025元
         if not has_unit and not re.search(f"[{_CN_UNITS}]|[kKwW]", span) and not _money_context(masked, m.start(), end):
             continue  # 我是3队的, 18号: a number, but nothing says it is money
+        glued = masked[m.start() - 1] if m.start() else ""
+        if not has_unit and re.fullmatch(r"[\u4e00-\u9fff]", glued) and glued not in _BILL_AFTER:
+            continue  # 一起慧99: part of a name
         if not re.search(r"\d", span) and not re.search(f"[{_CN_UNITS}]", span) and not has_unit:
             continue  # a lone 一/二/两 is a word (一下, 两个), not money
         value = _to_number(span)
