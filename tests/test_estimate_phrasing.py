@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from xnh import clock
 from xnh.handlers.router import respond
 from xnh.message import Message
+from xnh.money import to_money, yuan
 from xnh.policy_kb import estimator
 from xnh.policy_kb.hospitals import hospitals
 from xnh.policy_kb.schemes import scheme_for
@@ -333,3 +334,47 @@ def test_cap_with_what_was_already_reimbursed(ask):
     e = expected("city_province", 80000, already=40000)
     got = _single(ask("省医院住院80000今年已经报了40000", sender=_sender()))
     assert (got["level"], got["reimbursed"]) == ("city_province", str(e.reimbursed)) == ("city_province", "20000.00")
+
+
+# ------------------------------------------------------------------ what the patient pays (issue 15)
+
+YOU_PAY_TAILS = ["自己要掏多少", "自己要出多少钱", "自己还得付多少", "个人负担多少", "自付多少", "报完了我自己还要拿多少钱",
+                 "报完还剩多少要自己出", "俺要自己掏多少", "自己出的是多少"]
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(st.data())
+def test_asked_what_they_pay_they_get_total_minus_reimbursed(db, data):
+    """For any level, amount, self-paid part and group, a "自己要掏多少" shape gives total − reimbursed
+    exactly as the estimator computes it, named as what the patient pays, beside the reimbursement."""
+    place, level = data.draw(st.sampled_from(LEVEL_WORDS + HOSPITALS))
+    total, spelled = data.draw(amount())
+    sp, sp_words = data.draw(self_pay_part(total))
+    who_words, groups, age = data.draw(who())
+    tail = data.draw(st.sampled_from(YOU_PAY_TAILS))
+    sep = data.draw(st.sampled_from(SEPS))
+    text = sep.join(p for p in [who_words, "在" + place + "住院花了" + spelled, sp_words, tail] if p)
+    reply = ask(db, text)
+    e = expected(level, total, sp, groups, age)
+    got = _single(reply)
+    assert (got["level"], got["reimbursed"], got["you_pay"]) == (e.level, str(e.reimbursed), str(e.you_pay))
+    assert e.you_pay == to_money(Decimal(total) - e.reimbursed)
+    assert f"自付{yuan(e.you_pay)}元" in reply.text and f"可报{yuan(e.reimbursed)}元" in reply.text
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(st.data())
+def test_asked_what_they_pay_without_a_level_every_row_shows_it(db, data):
+    total, spelled = data.draw(amount())
+    tail = data.draw(st.sampled_from(YOU_PAY_TAILS))
+    reply = ask(db, f"住院花了{spelled}{data.draw(st.sampled_from(SEPS))}{tail}")
+    check_table(reply, total)
+    for level in TABLE_LEVELS:
+        e = expected(level, total)
+        assert f"{yuan(e.reimbursed)}/{yuan(e.you_pay)}元" in reply.text
+
+
+@pytest.mark.parametrize("text", ["住院花了3000能报多少", "县医院住院5000", "住院花了8000个人情况怎么样"])
+def test_not_asked_what_they_pay_the_reply_stays_short(ask, text):
+    """Negative rows: the you-pay figure is shown when asked, not on every estimate."""
+    assert "自付" not in ask(text, sender=_sender()).text

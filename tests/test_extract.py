@@ -192,3 +192,39 @@ def test_traditional_and_homophone_messages_read_like_the_originals():
     plain = _facts(normalize("住院花了3000能报销多少"))
     for variant in ("住院花了3000能報銷多少", "住员花了3000能报消多少"):
         assert _facts(variant) == plain
+
+
+# -- money only where money is meant (issue 15) -------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_DIGITS = st.integers(min_value=1, max_value=99999).map(str)
+# A number that names a place, a ward, a group, a building, a visit or a product: never a bill.
+NOT_MONEY = [
+    st.builds(lambda letter, n, place: f"{letter}{n}{place}", st.sampled_from("ABCDKXY"), _DIGITS,
+              st.sampled_from(["县", "市", "乡", "镇", "村", ""])),  # B3县, A12市: codes for places
+    st.builds(lambda n, noun: f"{n}{noun}", _DIGITS,
+              st.sampled_from(["病区", "组", "号楼", "单元", "床", "栋", "队", "号", "楼", "病房", "科", "村", "年级", "次"])),
+    st.builds(lambda n: f"第{n}次", _DIGITS),  # ordinals
+    st.builds(lambda m, d: f"{m}月{d}日", st.integers(1, 12), st.integers(1, 28)),  # dates
+    st.builds(lambda y, m: f"{y}年{m}月", st.integers(2005, 2030), st.integers(1, 12)),
+    st.builds(lambda name, n: f"{name}{n}", st.sampled_from(["一起慧", "长青树", "乐享"]), _DIGITS),  # a product's name
+]
+CARRIERS = ["我在{}住院能报吗", "{}的病人住院了怎么报", "我是{}的,住院报销在哪办", "{}住院报销要带什么", "请问{}住院了能报销吗"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.one_of(*NOT_MONEY), st.sampled_from(CARRIERS))
+def test_a_number_in_a_name_code_address_ordinal_or_date_is_never_a_bill(part, carrier):
+    assert _facts(carrier.format(part)).total is None, carrier.format(part)
+
+
+MONEY = ["住院花了{}", "住院{}能报多少", "医药费{}", "一共花了{}", "花了{}元", "住院{}块", "县医院住院花了{}", "门诊{}元",
+         "看病用了{}", "总共{}块钱", "住院费用{}"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.integers(min_value=10, max_value=999999), st.sampled_from(MONEY))
+def test_a_number_beside_a_money_or_care_word_is_always_the_bill(value, shape):
+    assert _facts(shape.format(value)).total == Decimal(value), shape.format(value)

@@ -95,9 +95,10 @@ def route(ctx: Context) -> Reply:
         return lookup.verify(ctx, *identity)
     if QUOTA.search(text) and ctx.me:
         return lookup.quota(ctx)
-    if CLAIM_STATUS.search(text) and not HOW_QUESTION.search(text):
+    asks_you_pay = bool(extract.YOU_PAY.search(text))  # 报完了我自己还要拿多少钱: an estimate, not a claim's status
+    if CLAIM_STATUS.search(text) and not HOW_QUESTION.search(text) and not asks_you_pay:
         return lookup.claim_status(ctx)
-    if _enrollment_check(text):
+    if _enrollment_check(text) and not asks_you_pay:
         return lookup.enrollment(ctx)
     if understand.declined(concepts.find(text)):  # 养老保险交100元…: not a medical bill to estimate
         return policy.handle(ctx)
