@@ -15,7 +15,7 @@ from .context import Context
 _CHOICE = re.compile(r"^\s*(?:第\s*)?([1-3一二三])\s*(?:个|条|项)?\s*[.。!！]?\s*$")
 _CN = {"一": 1, "二": 2, "三": 3}
 MAX_OPEN_TICKETS = 3
-BOTH_LIMIT = 260  # two close answers together up to this many characters (4 SMS) are sent at once, not as a menu
+BOTH_LIMIT = 260  # the two best close answers together up to this many characters (4 SMS) are sent at once, not a menu
 
 
 def chosen(text: str, state: Conversation) -> int | None:
@@ -46,7 +46,7 @@ def handle(ctx: Context) -> Reply:
         return answer(ctx, decision.topics[0], decision.area, decision.care_area)
     if decision.kind == "partial":
         return partial(ctx, decision)
-    if decision.kind == "choice" and len(decision.topics) == 2:
+    if decision.kind == "choice" and len(decision.topics) >= 2:
         both = _both(ctx, decision)
         if both:
             return both
@@ -68,10 +68,10 @@ def handle(ctx: Context) -> Reply:
 
 
 def _both(ctx: Context, decision: understand.Decision) -> Reply | None:
-    """Two topics that fit about equally, answered in one message when both fit in BOTH_LIMIT: the
-    better one first, then the other under its own question. A farmer with a basic phone gets both
-    at once instead of a menu to answer first."""
-    first, second = (qa.by_id(t) for t in decision.topics)
+    """The best two of the topics that fit about equally, answered in one message when both fit in
+    BOTH_LIMIT: the better one first, then the other under its own question. A farmer with a basic
+    phone gets both at once instead of a menu to answer first."""
+    first, second = (qa.by_id(t) for t in decision.topics[:2])
     field = "telegram" if ctx.message.channel == "telegram" else "sms"
     texts = [qa.render_answer(getattr(t, field), ctx.today) for t in (first, second)]
     if field == "sms" and sum(map(len, texts)) + len(second.question) + 4 > BOTH_LIMIT:

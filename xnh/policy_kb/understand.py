@@ -205,12 +205,20 @@ _NOT_FOCUS = {"scheme:ncms", "scheme:generic", "action:claim", "attr:how", "attr
               "attr:card"}
 
 
-def focus(found: Found) -> str | None:
+def _asks(span, asked_at: frozenset) -> bool:
+    """The span is (part of) the words that ask the point (要什么手续: 手续 is what is asked, not what about)."""
+    return any(i in asked_at for i in range(span.start, span.end))
+
+
+def focus(found: Found, text: str = "") -> str | None:
     """The question's focus: its last telling concept. Chinese puts what is asked about last, before the
     question word (低保每年报销上限是多少: the cap; 外县的户口能参保吗: enrolling); an injury, a complaint or
-    another scheme named anywhere is the focus whatever follows (they decide whether anything is paid)."""
+    another scheme named anywhere is the focus whatever follows (they decide whether anything is paid).
+    Words that ask the point (要什么手续) are not what the question is about."""
+    asked_at = frozenset(i for start, end, _ in points.spans(text) for i in range(start, end)) if text else frozenset()
     told = [c for span in found.spans for c in span.concepts[:1]
-            if not c.startswith(concepts.AREA + ":") and c not in _NOT_FOCUS and c not in EVERYDAY]
+            if not c.startswith(concepts.AREA + ":") and c not in _NOT_FOCUS and c not in EVERYDAY
+            and not _asks(span, asked_at)]
     decisive = [c for c in told if c in DECISIVE]
     return (decisive or told or [None])[-1]
 
@@ -229,7 +237,7 @@ def rank(text: str, found: Found | None = None, limit: int = 5) -> list[tuple[fl
     """(score, topic id) of the best topics for a normalised question, best first."""
     found = found or concepts.find(text)
     wanted = points.substantive(points.find(text))
-    main = focus(found)
+    main = focus(found, text)
     plain = canon(text)
     cover = index().coverage(plain) if plain else {}
     asked = _asked(found)
@@ -244,13 +252,13 @@ def rank(text: str, found: Found | None = None, limit: int = 5) -> list[tuple[fl
 
 
 def declined(found: Found) -> str | None:
-    """The label of a scheme this service does not handle when the question is only about it
-    (养老保险, 城镇职工医保, 商业保险); None when it names 新农合 or 城镇居民医保 too."""
+    """The labels of the schemes this service does not handle when the question is only about them
+    (养老保险, 城镇职工医保, 商业保险, joined with 、); None when it names 新农合 or 城镇居民医保 too."""
     schemes = found.values("scheme")
     other = [s for s in DECLINED if s in schemes]
     # having both (单位交了医保,家里还要交吗) is a question about 新农合 too
     if other and not schemes & {"ncms", "urban"} and not found.has("attr:double"):
-        return concepts.labels()[f"scheme:{other[0]}"]
+        return "、".join(concepts.labels()[f"scheme:{s}"] for s in other)
     return None
 
 
