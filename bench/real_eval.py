@@ -7,7 +7,13 @@ policy date XNH_TODAY=2026-06-15), about 50 times faster: for measuring a change
 It also counts what kind of reply each case got: a direct answer, a partial answer with a ticket, a
 menu, a handoff, a decline, help.
 
+With --guards it measures the near-miss guard instead (concepts.toml [guards]: words such as 转到, 过期,
+外面 that decide nothing without a partner): over every question of the sets, how many decisions the
+guard changed, and how often the best topic wins only through a guarded word (taking that word's
+concepts away would change the winner).
+
 Run:  XNH_TODAY=2026-06-15 python bench/real_eval.py                 the score of each set
+      XNH_TODAY=2026-06-15 python bench/real_eval.py --guards        the guard's measure
       XNH_TODAY=2026-06-15 python bench/real_eval.py -v FILE         also each failure (never on the held-out set
                                                                       while tuning: it is there to measure)
 bench/real/corpus_holdout.json is the held-out part of the collected corpus: read its score, not its cases.
@@ -64,12 +70,54 @@ def score(path: Path, db, verbose: bool) -> tuple[int, int, Counter]:
     return passed, len(cases), kinds
 
 
+def _winner(text: str) -> str:
+    from xnh.policy_kb import understand
+
+    d = understand.decide(text)
+    return f"{d.kind}:{','.join(d.topics[:1])}"
+
+
+def guards(paths: list, verbose: bool) -> None:
+    """Decisions the guard changes, and winners that stand on a guarded word alone."""
+    from unittest import mock
+
+    from xnh.handlers.normalize import normalize
+    from xnh.policy_kb import concepts
+
+    texts = [normalize(c["turns"][-1]) for p in paths for c in json.loads(p.read_text(encoding="utf-8"))]
+    guarded = set(concepts.guards())
+    with_guard = {t: _winner(t) for t in texts}
+    concepts.find.cache_clear()
+    with mock.patch.object(concepts, "_unguarded", lambda span, text: True):
+        without = {t: _winner(t) for t in texts}
+    concepts.find.cache_clear()
+    changed = [t for t in texts if with_guard[t] != without[t]]
+    has_guarded = [t for t in texts if any(s.word in guarded for s in concepts.find(t).spans)]
+    leaning = []
+    for t in has_guarded:  # the winner when every guarded word is read as nothing, partner or not
+        with mock.patch.object(concepts, "_unguarded", lambda span, text: span.word not in guarded):
+            concepts.find.cache_clear()
+            if _winner(t) != with_guard[t]:
+                leaning.append(t)
+    concepts.find.cache_clear()
+    print(f"{len(texts)} questions; {len(has_guarded)} hold a guarded word; the guard changed {len(changed)} decisions; "
+          f"{len(leaning)} winners stand on a guarded word (with its partner present)")
+    if verbose:  # the questions themselves: not for the held-out set while tuning
+        for t in changed:
+            print(f"  guard changed: {t[:40]}  {without[t]} -> {with_guard[t]}")
+        for t in leaning:
+            print(f"  stands on a guarded word: {t[:40]}  {with_guard[t]}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("-v", action="store_true", help="print each failure and its reply")
+    ap.add_argument("--guards", action="store_true", help="measure the near-miss guard instead of scoring")
     args = ap.parse_args()
     os.environ.setdefault("XNH_TODAY", "2026-06-15")
+    if args.guards:
+        return guards(args.files or DEFAULT_SETS, args.v)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XNH_DB"] = str(Path(tmp) / "x.db")
         from xnh.cli import _answering_db
