@@ -159,3 +159,22 @@ def test_the_focus_is_the_last_telling_concept():
     assert understand.focus(found) == "attr:cap"
     found = concepts.find(normalize("在外省骑车摔伤了回来能报吗"))
     assert understand.focus(found) == "care:injury"  # an injury decides, wherever it stands
+
+
+# -- older checks that regressed (issue 15) ------------------------------------------------------------------
+
+def test_a_place_without_care_says_nothing_of_the_scheme(ask):
+    reply = ask("我想买一张去广州的火车票")
+    assert reply.intent == "help" and "定点" not in reply.text and "单号" not in reply.text
+
+
+def test_a_one_fact_question_gets_its_fact(ask):
+    reply = ask("乡镇卫生院住院有起付线吗")
+    assert reply.intent == "policy" and "乡镇卫生院" in reply.text and "0元" in reply.text
+    assert "您是想问" not in reply.text
+
+
+@pytest.mark.parametrize("text", ["肚子里的孩子能参合吗", "孩子还没生下来能先办合作医疗吗"])
+def test_a_child_not_yet_born_gets_the_birth_permit_rule(ask, text):
+    reply = ask(text)
+    assert reply.intent == "policy" and "准生证" in reply.text and "单号" not in reply.text

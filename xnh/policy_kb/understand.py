@@ -269,13 +269,17 @@ def decide(text: str) -> Decision:
     if other:
         return Decision("other_scheme", found=found, scheme=other)
     area, care_area = _areas(text, found)
+    about = _about_the_scheme(found)  # a place alone (去广州的火车票) says nothing of the scheme
+    if care_area and not (found.dimensions() & {"care", "place"} or found.has("action:claim")):
+        # no care named there: 在山*办医保 asks about that place's scheme; 到北京的车票 about nothing of ours
+        area, care_area = (area or care_area) if about else area, None
     if care_area:
         found = with_care_area(found)
     scores = rank(text, found)
     decision = Decision("handoff", found=found, area=area, care_area=care_area, scores=scores,
                         asked=points.find(text))
     best = scores[0][0] if scores else 0.0
-    if not _about_the_scheme(found):  # 这几天天气咋样, asdf: help, not a clerk's ticket
+    if not about:  # 这几天天气咋样, asdf, 去广州的火车票: help, not a clerk's ticket
         decision.kind = "help" if not area else "handoff"
         return decision
     if _vague(found) and best < CLEAR_FIT:  # "我住院三天了": it names one thing, asks nothing: what about it?
