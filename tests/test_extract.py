@@ -181,6 +181,8 @@ def test_urban_scheme_words(text, urban):
     ("住院\x00花了\x1f3000", "住院 花了 3000"),
     ("花了三千零一元", "花了三千零一元"),  # 一元 sounds like 医院: numerals are never "repaired"
     ("市一院", "市一院"),
+    ("我没有农村合作医辽", "我没有农村合作医疗"),  # voice input and typos of domain words
+    ("不在护口所在地参保", "不在户口所在地参保"),
     ("", ""),
 ])
 def test_normalize(raw, normal):
