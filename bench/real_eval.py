@@ -16,7 +16,8 @@ Run:  XNH_TODAY=2026-06-15 python bench/real_eval.py                 the score o
       XNH_TODAY=2026-06-15 python bench/real_eval.py --guards        the guard's measure
       XNH_TODAY=2026-06-15 python bench/real_eval.py -v FILE         also each failure (never on the held-out set
                                                                       while tuning: it is there to measure)
-bench/real/corpus_holdout.json is the held-out part of the collected corpus: read its score, not its cases.
+bench/real/corpus_holdout.json and corpus2_holdout.json are the held-out parts of the collected corpus: read
+their scores, not their cases.
 """
 import argparse
 import importlib.util
@@ -30,8 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "eval"
 sys.path.insert(0, str(ROOT))
-DEFAULT_SETS = [SHARED / "real_dev.json", SHARED / "real_dev2.json", ROOT / "bench" / "real" / "corpus_dev.json",
-                ROOT / "bench" / "real" / "corpus_holdout.json"]
+REAL = ROOT / "bench" / "real"
+DEFAULT_SETS = [SHARED / "real_dev.json", SHARED / "real_dev2.json", REAL / "corpus_dev.json", REAL / "corpus2_dev.json",
+                REAL / "corpus_holdout.json", REAL / "corpus2_holdout.json"]
 
 
 def _run_eval():

@@ -57,18 +57,20 @@ def test_every_topic_states_known_points():
     ("今年不交合作医疗会有什么后果", "lapse"),
     ("报销时要的费用明细是什么东西", "itemized_bill"),
     ("报销比例为什么比以前少了", "why_less"),
+    ("为什么门诊一年只能报150", "outpatient_cap"),  # why a rule is so: the rule itself answers (by_the_rule)
     ("住院报销上限是多少钱", "inpatient_cap"),
     ("县里哪些医院是定点的", "designated_hospitals"),
 ])
 def test_a_topic_stating_the_point_is_the_answer(text, topic_id):
     decision = _decide(text)
     assert decision.kind == "answer" and decision.topics == [topic_id]
-    assert points.substantive(decision.asked) & qa.by_id(topic_id).points
+    wanted = points.substantive(decision.asked)
+    assert not wanted or wanted & qa.by_id(topic_id).points
 
 
 @pytest.mark.parametrize("text, topic_id, missing", [
     ("慢性病门诊申请下来要多久", "chronic_disease", {"time"}),  # the subject is known, how long is not
-    ("为什么门诊一年只能报150", "outpatient_cap", {"why"}),
+    ("大病二次补偿要多久才能批下来", "serious_illness", {"time"}),
     ("受了意外伤害能报多少钱", "accident", {"amount"}),
     ("新农合证丢了补办要多少钱", "lost_card", {"amount"}),
 ])

@@ -97,6 +97,7 @@ class Amount:
     self_pay: bool = False
     start: int = 0
     already: bool = False  # already reimbursed this year
+    contribution: bool = False  # the premium paid for the scheme (每人要交180元), not a bill
 
 
 @dataclass
@@ -169,6 +170,21 @@ def _mask(m: re.Match) -> str:
 _FINANCIAL = str.maketrans("壹贰貳叁參肆伍陆陸柒捌玖拾佰仟", "一二二三三四五六六七八九十百千")  # 大写数字 on receipts
 
 
+# The premium, not a bill: 每人要交180元, 今年要缴250元, 交了一百五十元 in a message about the scheme's fee
+_PREMIUM_BEFORE = re.compile(r"交|缴|收|每人|一人|人均|每个人")
+_CARE_NEAR = re.compile(r"住院|花|医药|药|押金|看病|门诊|手术|医院|卫生院|费用|治疗|检查|生孩子|出院|报")
+_SCHEME_WORDS = re.compile(r"医保|合作医疗|新农合|农合|参合|参保|保险|保费|合疗|农保")
+PREMIUM_WINDOW = 12  # characters before the number looked at for a payment word
+
+
+def _premium(text: str, start: int, end: int) -> bool:
+    """A number paid as the scheme's premium: a payment word before it, no care or spending word near it,
+    in a message about the scheme."""
+    before = text[max(0, start - PREMIUM_WINDOW):start]
+    near = text[max(0, start - 6):start] + " " + text[end:end + 6]
+    return bool(_PREMIUM_BEFORE.search(before)) and not _CARE_NEAR.search(near) and bool(_SCHEME_WORDS.search(text))
+
+
 def _money_context(text: str, start: int, end: int) -> bool:
     """Words of spending or care near the number, or nothing but the number in the message."""
     before, after = MONEY_WINDOW
@@ -205,7 +221,7 @@ def amounts(text: str) -> list[Amount]:
             continue
         out.append(Amount(value, bool(_APPROX_AFTER.match(after) or _APPROX_BEFORE.search(before)),
                           bool(_SELF_PAY_BEFORE.search(before) or _self_pay_after(masked[end:end + 12])), m.start(),
-                          bool(_ALREADY_BEFORE.search(before))))
+                          bool(_ALREADY_BEFORE.search(before)), _premium(masked, m.start(), end)))
     return out
 
 
@@ -310,6 +326,8 @@ def facts(text: str) -> Facts:
     f.level = _agreed_level(mention, rest)
     age_free = _AGE.sub(lambda m: "#" * len(m.group()), rest)
     found = amounts(age_free)
+    if any(a.contribution for a in found):  # 每人交90元,本本上只填了60元: the other sums beside a premium are premiums too
+        found = [a for a in found if not a.contribution and _CARE_NEAR.search(age_free[max(0, a.start - 6):a.start + 12])]
     paid = [a for a in found if a.self_pay and not a.already]
     totals = [a for a in found if not a.self_pay and not a.already]
     done = [a for a in found if a.already]

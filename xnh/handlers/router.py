@@ -46,6 +46,9 @@ CLAIM_STATUS = re.compile(
     r"(?:钱|款|补偿|报销|报账).{0,8}(?:到账|到卡|打到|到|打|发|给|下来|批|拨|报).{0,5}(?:了|没)|"
     r"(?:到账|到卡|打款|拨付|批下来|报下来)(?:了吗|了没|没有|没)|审核.{0,3}(?:了吗|了没|完了|结果)|"
     r"(?:我|我家|家里|俺|俺家|咱家|我的|我妈|我爸|我娘|我爹|老人|孩子).{0,8}(?:报了吗|报了没)")
+CLAIM_EXPLICIT = re.compile(r"查(?:询|一下|一查|下|看)?(?:我家|我们家|家里|俺家|我|俺)?的?(?:报销|报账|补偿)|报销(?:进度|状态)|"
+                            r"(?:到账|打款|拨付)(?:了吗|了没|没有)")
+LONG_MESSAGE = 60  # characters: a message board post, not an SMS question
 # Questions about how things work, even when they use status words: "审核没通过咋办", "多久能到账".
 HOW_QUESTION = re.compile(r"怎么办|咋办|怎么弄|怎么处理|如何|多久|多长时间|几天|多少天|哪里看|在哪看|公示|直接|会不会|能不能|可不可以|"
                           r"会把|会被|注销|后果|影响|失效|为什么|为啥")
@@ -96,19 +99,32 @@ def route(ctx: Context) -> Reply:
     if QUOTA.search(text) and ctx.me:
         return lookup.quota(ctx)
     asks_you_pay = bool(extract.YOU_PAY.search(text))  # 报完了我自己还要拿多少钱: an estimate, not a claim's status
-    if CLAIM_STATUS.search(text) and not HOW_QUESTION.search(text) and not asks_you_pay:
+    if _claim_status(text) and not asks_you_pay:
         return lookup.claim_status(ctx)
     if _enrollment_check(text) and not asks_you_pay:
         return lookup.enrollment(ctx)
-    if understand.declined(concepts.find(text)):  # 养老保险交100元…: not a medical bill to estimate
-        return policy.handle(ctx)
+    found = concepts.find(text)
+    if understand.declined(found) or understand.unanswerable(found):
+        return policy.handle(ctx)  # 养老保险交100元, 狂犬疫苗1600元: no bill the estimator can price
     facts = extract.facts(text)
+    if facts.total is not None and facts.visit != "inpatient" and "care:chronic" in concepts.find(text).concepts:
+        return policy.handle(ctx)  # a chronic illness treated in outpatient care has its own application, no 门诊统筹 sum
     if estimate.wants_estimate(facts, text) or (facts.total is not None and facts.total >= 10 and _AMOUNT_ONLY.match(text)):
         return estimate.handle(ctx, facts)
     if state.pending == "level" and facts.total is None and (facts.level or facts.visit) \
             and not POLICY_WORDS.search(text) and extract.place_only(facts):
         return estimate.handle(ctx, estimate.recall(state, facts))
     return policy.handle(ctx)
+
+
+def _claim_status(text: str) -> bool:
+    """A question about one's own claim. A long message is a story (钱…出院了 in it is no status question):
+    only explicit words count there."""
+    if HOW_QUESTION.search(text):
+        return False
+    if len(text) > LONG_MESSAGE:
+        return bool(CLAIM_EXPLICIT.search(text))
+    return bool(CLAIM_STATUS.search(text))
 
 
 def _enrollment_check(text: str) -> bool:

@@ -125,7 +125,34 @@ def _automaton():
 
 # A place name masked by the public source a question came from, or by a cautious writer: 滁*, 登*市*道*,
 # 重*市. Whatever it is, it is not this county (whose names are never masked): another place.
-_MASKED_PLACE = re.compile(r"[\u4e00-\u9fff]\*+(?:[\u4e00-\u9fff]{0,2}\*+)*(?:市|县|省|区)?")
+_MASKED_PLACE = re.compile(r"[\u4e00-\u9fff]\*+(?:[\u4e00-\u9fff]{0,2}\*+)*(?:市|县|省|区)?"
+                           # a letter code for a place, as message boards write them: A市, A8县, E12市, M5市A3区
+                           r"|(?<![A-Za-z0-9])[A-Z]\d{0,3}(?:市|县|区|镇|乡|州|省)(?:[A-Z]\d{0,3}(?:区|县|镇|乡))?")
+# An illness named by what it is (结石病, 食道癌, 肺炎, 肾衰竭, 白内障): the scheme pays by the care given,
+# not by the illness, so a question whether one is covered is answered by the general rule. Found where
+# no lexicon word is (慢性病, 大病, 特殊病 are words of their own), back from its ending to a word that is
+# no part of a name (得了, 看, 的).
+_ILLNESS_END = re.compile(r"病(?![人房区毒])|症|炎|癌|瘤|结石|衰竭|梗死|梗塞|中风|综合征|囊肿|息肉|白内障|骨折")
+_NOT_IN_NAME = set("看生治得患有的了是在我他她你和与及或等个种这那啥什么怎能可要会就还也都为因说该")
+ILLNESS_NAME_MAX = 5  # characters before the ending
+
+
+def _illnesses(text: str, taken: list) -> list:
+    """Spans of illnesses named where the lexicon names nothing (肾结石, 食道癌; not 看病, 生病)."""
+    out = []
+    for m in _ILLNESS_END.finditer(text):
+        if any(taken[m.start():m.end()]):
+            continue
+        start = m.start()
+        while start > 0 and m.start() - start < ILLNESS_NAME_MAX and not taken[start - 1] \
+                and "\u4e00" <= text[start - 1] <= "\u9fff" and text[start - 1] not in _NOT_IN_NAME:
+            start -= 1
+        if start == m.start() and len(m.group()) == 1:
+            continue  # a bare 病 or 炎 (看病, 生病) names no illness
+        out.append(Span(start, m.end(), text[start:m.end()], ("care:illness",)))
+        for i in range(start, m.end()):
+            taken[i] = True
+    return out
 
 
 @lru_cache(maxsize=2048)  # a message is read by the router, the estimate's hospital check and understand()
@@ -135,6 +162,7 @@ def find(text: str) -> Found:
         return Found(frozenset(), (), ())
     hits = [(end - len(word) + 1, end + 1, word, keys) for end, (word, keys) in _automaton().iter(text)]
     hits += [(m.start(), m.end(), m.group(), (f"{AREA}:{m.group()}",)) for m in _MASKED_PLACE.finditer(text)]
+
     # a place name goes first (曹县 in 曹县人民医院 beats 县人民医院), unless a lexicon word holds it whole
     # or starts before it (五保户县医院 is not 户县)
     words = [(s, e) for s, e, _, keys in hits if not keys[0].startswith(AREA + ":")]
@@ -154,6 +182,7 @@ def find(text: str) -> Found:
         for i in range(start, end):
             taken[i] = True
         spans.append(Span(start, end, word, keys))
+    spans += _illnesses(text, taken)
     spans.sort(key=lambda s: s.start)
     # a guarded word without its partner still holds its characters (转到 is not read as 到), but names nothing
     spans = [s if _unguarded(s, text) else Span(s.start, s.end, s.word, ()) for s in spans]

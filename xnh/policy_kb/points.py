@@ -97,7 +97,14 @@ def find(text: str) -> frozenset:
     return frozenset(found)
 
 
+@cache
+def _by_the_rule() -> frozenset:
+    """Points any topic about the subject answers by stating its rule (points.toml `by_the_rule`)."""
+    return frozenset(p for p, entry in _table().items() if entry.get("by_the_rule"))
+
+
 def substantive(asked: frozenset) -> frozenset:
-    """The points besides `whether`: a yes/no question is answered by any topic about its subject,
-    "how much" only by one that states an amount."""
-    return asked - {WHETHER}
+    """The points a topic must state to be the answer: "how much" only by one that states an amount.
+    A yes/no question (whether) and why a rule is so (why) are answered by any topic about the subject
+    stating its rule: the sources give rules, seldom their reasons."""
+    return asked - _by_the_rule()

@@ -282,19 +282,23 @@ def decide(text: str) -> Decision:
     if not about:  # 这几天天气咋样, asdf, 去广州的火车票: help, not a clerk's ticket
         decision.kind = "help" if not area else "handoff"
         return decision
-    if _vague(found) and best < CLEAR_FIT:  # "我住院三天了": it names one thing, asks nothing: what about it?
+    if _vague(found, decision.asked) and best < CLEAR_FIT:  # "我住院三天了": it names one thing, asks nothing: what about it?
         decision.kind = "clarify"
         decision.about = concepts.labels()[next(iter(_named(found)))]
         return decision
     if best < ANSWER_MIN:
         return decision
-    scores = _stating_the_point_first(scores, points.substantive(decision.asked))
+    subject = _subject(found, text)
+    if subject and not any(_covers(tid, subject) for _, tid in scores):
+        return decision  # nothing known is about what was asked (打狂犬疫苗报销比例): a clerk's question
+    scores = _about_the_subject_first(scores, subject)
+    scores = _stating_the_point_first(scores, points.substantive(decision.asked), subject)
     decision.scores, best = scores, scores[0][0]
     close = [tid for score, tid in scores if best - score < MARGIN][:CHOICES]
     if area:  # another place's scheme: 示范县's closest rule, labelled as 示范县's, is the answer
         close = close[:1]
-    decision.kind = "answer" if len(close) == 1 else "choice"
-    decision.topics = close
+    decision.kind = "answer" if len(close) == 1 or unanswerable(found) else "choice"
+    decision.topics = close if decision.kind == "choice" else close[:1]
     if decision.kind == "answer":
         topic = _by_id()[close[0]]
         decision.missing = _unanswered(topic, decision.asked, found) | unanswerable(found)
@@ -310,15 +314,38 @@ def unanswerable(found: Found) -> frozenset:
     return frozenset(c for c in found.concepts - found.implied if not _by_concept().get(c))
 
 
-def _stating_the_point_first(scores: list, wanted: frozenset) -> list:
+def _subject(found: Found, text: str) -> frozenset:
+    """What the question is about: its concepts, less those only implied, the words that ask the point
+    (多长时间, 要什么手续) and the scheme's own name (新农合证补办要多长时间: the card and losing it)."""
+    asked_at = frozenset(i for start, end, _ in points.spans(text) for i in range(start, end))
+    said = {c for span in found.spans if not _asks(span, asked_at) for c in span.concepts
+            if not c.startswith(concepts.AREA + ":")}
+    return frozenset(said - found.implied - {"scheme:ncms", "scheme:generic"})
+
+
+def _covers(topic_id: str, subject: frozenset) -> bool:
+    return not subject or bool(_covered(_by_id()[topic_id]) & subject)
+
+
+def _about_the_subject_first(scores: list, subject: frozenset) -> list:
+    """A topic about none of what the question is about is a neighbour's answer (新农合证补办要多长时间 is
+    not 报销多久能拿到钱): the best topic that is about some of it goes first."""
+    if not scores or _covers(scores[0][1], subject):
+        return scores
+    about = [p for p in scores if _covers(p[1], subject)]
+    return about[:1] + [p for p in scores if p not in about[:1]]
+
+
+def _stating_the_point_first(scores: list, wanted: frozenset, subject: frozenset = frozenset()) -> list:
     """A topic that does not state the point asked is not the answer to it, however well the rest fits:
-    when the best does not, a topic within POINT_SWITCH of it that does goes first (低保户…要带哪些证件:
-    the documents, not the 低保户 rates)."""
+    when the best does not, a topic within POINT_SWITCH of it that does, and is about the subject too,
+    goes first (低保户…要带哪些证件: the documents, not the 低保户 rates)."""
     by_id = _by_id()
     if not wanted or not scores or by_id[scores[0][1]].points & wanted:
         return scores
     best = scores[0][0]
-    stating = [(s, t) for s, t in scores if by_id[t].points & wanted and s >= max(ANSWER_MIN, best - POINT_SWITCH)]
+    stating = [(s, t) for s, t in scores if by_id[t].points & wanted and s >= max(ANSWER_MIN, best - POINT_SWITCH)
+               and _covers(t, subject)]
     if not stating:
         return scores
     return [stating[0]] + [p for p in scores if p != stating[0]]
@@ -357,11 +384,12 @@ def _named(found: Found) -> frozenset:
     return found.concepts - found.implied - EVERYDAY - {"scheme:ncms", "scheme:generic", "action:claim"}
 
 
-def _vague(found: Found) -> bool:
-    """A message naming one place, kind of care or group and asking nothing about it (我住院三天了)."""
+def _vague(found: Found, asked: frozenset) -> bool:
+    """A message naming one place, kind of care or group and asking nothing about it (我住院三天了);
+    县里面的医院可以报销吗 asks whether, 咨询…定点医院报销的问题 asks about claiming there."""
     named = _named(found)
-    return len(named) == 1 and next(iter(named)).split(":")[0] in STRONG \
-        and not any(c.startswith("attr:") for c in found.concepts)
+    return len(named) == 1 and next(iter(named)).split(":")[0] in STRONG and not asked \
+        and not any(c.startswith("attr:") for c in found.concepts) and not found.has("action:claim")
 
 
 def _about_the_scheme(found: Found) -> bool:
