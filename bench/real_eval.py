@@ -44,8 +44,10 @@ def _run_eval():
 
 
 def kind_of(reply) -> str:
-    """What kind of reply it was, from its template."""
-    return {"policy": "answer", "policy_partial": "partial", "policy_choice": "menu", "policy_both": "both", "handoff": "handoff",
+    """What kind of reply it was, from its template (a partial answer with a ticket, or with only where to ask)."""
+    if reply.template == "policy_partial":
+        return "partial+ticket" if reply.data.get("ticket") else "partial+referral"
+    return {"policy": "answer", "policy_choice": "menu", "policy_both": "both", "handoff": "handoff",
             "policy_decline": "decline", "help": "help"}.get(reply.template, reply.intent)
 
 
