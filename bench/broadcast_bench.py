@@ -78,7 +78,9 @@ def send(messages: int, rate: int, folder: Path) -> None:
         campaigns.send(db, cid, actor="b")
         db.close()
         started = time.perf_counter()
-        accepted = worker.run(path, until_idle=True, threads=4)
+        from xnh.settings import Settings
+
+        accepted = worker.run(Settings.from_env(), path, until_idle=True, threads=4)
         wall = time.perf_counter() - started
         times = sorted(r[0] for r in json.load(urllib.request.urlopen(base + "/requests")))
     finally:

@@ -17,8 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fake_twilio import FakeTwilio
-from xnh.broadcast import audience, campaigns, twilio_errors, worker
+from xnh.broadcast import audience, campaigns, worker
 from xnh.cli import cli
+from xnh.providers import base, telegram, twilio as twilio_provider
+from xnh.settings import Settings
 from xnh.store import outbox, state
 from xnh.store.db import open_db
 
@@ -49,9 +51,9 @@ def twilio(monkeypatch):
         monkeypatch.setenv("TWILIO_API_BASE", fake.base)
         monkeypatch.setenv("XNH_SMS_PER_SECOND", "50")
         monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
-        monkeypatch.setattr(twilio_errors, "BACKOFF", 0.05)
-        monkeypatch.setattr(twilio_errors, "RATE_LIMITED_DELAY", 0.05)
-        monkeypatch.setattr(twilio_errors, "RETRY_ONCE_DELAY", 0.1)
+        monkeypatch.setattr(base, "BACKOFF", 0.05)
+        monkeypatch.setattr(base, "RATE_LIMITED_DELAY", 0.05)
+        monkeypatch.setattr(twilio_provider, "RETRY_ONCE_DELAY", 0.1)
         yield fake
 
 
@@ -60,8 +62,9 @@ def run_worker(db, **kw):
 
 
 def run_worker_on(path: str, **kw):
-    senders = {"sms": worker.TwilioSender(timeout=0.5), "telegram": worker.TelegramSender()}
-    return worker.run(path, until_idle=True, senders=senders, **kw)
+    settings = Settings.from_env()  # what the test set in the environment
+    senders = {"sms": twilio_provider.TwilioSender(settings, timeout=0.5), "telegram": telegram.TelegramSender(settings)}
+    return worker.run(settings, path, until_idle=True, senders=senders, **kw)
 
 
 def db_path(db) -> str:
@@ -137,7 +140,7 @@ def test_preview_counts_excludes_renders_and_prices(db, monkeypatch):
     db.conn.commit()
     cid = new_campaign(db, "unpaid=2027 township=东山镇", text="{{ name }}您好,请于{{ deadline }}前缴纳{{ year }}年度"
                        "参合费{{ amount|yuan }}元。" + "详" * 60)
-    p = campaigns.preview(db, cid)
+    p = campaigns.preview(db, cid, Settings.from_env())
     assert p.count == 4 and p.excluded == {"opted out": 1, "bad number": 1}
     assert len(p.samples) == 3 and p.samples[0].startswith("王*0您好,请于2026年12月30日前缴纳2027年度参合费30元")
     assert "王小" not in "".join(p.samples)  # names masked
@@ -628,8 +631,11 @@ def test_queued_notifications_move_into_the_outbox_with_their_ids(tmp_path):
 def test_xnh_serve_runs_the_worker_in_a_thread(db, twilio):
     from xnh import server
 
+    from xnh.app import create_app
+
     outbox.queue_reply(db, channel="sms", recipient="13700000009", text="答复", ref="ticket:3")
-    stop, thread = server._worker(db_path(db))
+    settings = Settings.from_env(db_path=db_path(db))
+    stop, thread = server.start_sender(create_app(settings=settings), settings)
     try:
         deadline = time.time() + 10
         while not twilio.requests and time.time() < deadline:

@@ -129,9 +129,9 @@ def test_a_paused_campaign_is_resumed_from_its_page(client, app):
     location = client.post("/console/campaigns/new", data=campaign_form(client, action="create")).headers["Location"]
     campaign_id = int(location.rsplit("/", 1)[1])
     db = db_of(app)
-    from xnh.store import outbox
+    from xnh.store import campaigns as store_campaigns
 
-    outbox.pause_campaign(db, campaign_id, "30007 ×5")
+    store_campaigns.pause(db, campaign_id, "30007 ×5")
     db.conn.commit()
     db.close()
     page = client.get(location).get_data(as_text=True)

@@ -99,8 +99,10 @@ def test_a_campaign_from_live_preview_to_sent_and_a_ticket_answered(app, browser
         page.click("#send button")
         page.wait_for_selector("#c-status[data-status=sending]")
         from xnh.broadcast import worker
+        from xnh.settings import Settings
 
-        sender = threading.Thread(target=worker.run, args=(app.config["DB_PATH"],), kwargs={"until_idle": True})
+        sender = threading.Thread(target=worker.run, args=(Settings.from_env(), app.config["DB_PATH"]),
+                                  kwargs={"until_idle": True})
         sender.start()
         page.wait_for_selector("#c-status[data-finished='1']", timeout=WAIT)  # the page refreshes itself
         sender.join(WAIT / 1000)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xnh import idnumber
-from xnh.store import state as store
+from xnh.store import state
 from xnh.message import Reply
 from xnh.policy_kb.schemes import all_schemes, scheme_for
 from xnh.render import render
@@ -91,7 +91,7 @@ def test_no_level_lists_every_level_and_remembers_the_amount(ask, db):
     second = ask("在县医院", sender="13700000031")
     assert second.data["estimate"]["reimbursed"] == "7000.00"
     assert second.data["estimate"]["total"] == "10000.00"
-    kept = store.load_state(db, "13700000031")  # answered; the amount stays for "那省医院呢"
+    kept = state.load_state(db, "13700000031")  # answered; the amount stays for "那省医院呢"
     assert kept.total == "10000" and kept.levels == []  # but a bare "2" no longer picks a row
 
 
@@ -116,7 +116,7 @@ def test_followup_keeps_self_pay_groups_and_approximation(ask):
 
 def test_memory_expires_after_30_minutes(ask, monkeypatch):
     now = [1_000_000.0]
-    monkeypatch.setattr(store.time, "time", lambda: now[0])
+    monkeypatch.setattr(state.time, "time", lambda: now[0])
     ask("住院花了3000能报多少")
     now[0] += 29 * 60
     assert ask("县医院").data["estimate"]["reimbursed"] == "2100.00"

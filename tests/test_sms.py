@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from xnh.app import create_app
-from xnh.bot import segments, sms
+from xnh.bot import sms
+from xnh.providers import segments
 from xnh.store.db import message_db
 
 TOKEN = "test-auth-token"
@@ -164,9 +165,9 @@ def test_a_crash_while_answering_leaves_nothing_and_the_retry_answers(app, clien
     real = sms.respond
 
     def half_way(message, conn):
-        from xnh.store import state as store
+        from xnh.store import state
 
-        store.save_state(conn, message.sender, {"pending": "level", "total": "3000"})
+        state.save_state(conn, message.sender, {"pending": "level", "total": "3000"})
         raise RuntimeError("crash after the first write")
 
     monkeypatch.setattr(sms, "respond", half_way)

@@ -495,7 +495,8 @@ def test_kill_9_in_the_middle_leaves_the_database_as_it_was(tmp_path, copy):
     db.close()
     big = _big_claims(tmp_path / "big.csv", 200_000, bad_every=5000)
     env = dict(os.environ, XNH_DB=str(db_path))
-    code = "from xnh import sync; from xnh.store import db; sync.run(db.open_db(), 'claims', %r)" % str(big)
+    code = ("from xnh import sync; from xnh.settings import Settings; from xnh.store import db; "
+            "sync.run(db.open_db(Settings.from_env().db_path), 'claims', %r)" % str(big))
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     wal = Path(store.county_path(str(db_path)) + "-wal")  # the import writes the county file
     deadline = time.monotonic() + 120

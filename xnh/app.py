@@ -3,13 +3,14 @@
 runs it on waitress (xnh/server.py); the repository root's app.py exposes it to WSGI tools; tests use
 `create_app({"DB_PATH": ...}).test_client()`. Only those entry points import this module.
 
-Configuration comes from the environment (../shared/SPEC.md) unless `test_config` overrides it:
-DB_PATH (XNH_DB), TWILIO_AUTH_TOKEN, PUBLIC_URL (XNH_PUBLIC_URL), SECRET_KEY (XNH_SECRET_KEY),
-SIMULATOR (XNH_SIMULATOR: "auto" (default) shows the simulator only until county data is synced
-into DB_PATH, "on"/"off" force it), TELEGRAM_WEBHOOK_SECRET; DEMO (default False; `xnh serve` and the
-root app.py set it): answer messages from the demo county's own database until county data is synced
-into DB_PATH. The clerks' console (/console) reads CONSOLE_COOKIE_SECURE (XNH_COOKIE_SECURE),
-CONSOLE_SESSION_MINUTES (XNH_SESSION_MINUTES), CONSOLE_UPLOAD_LIMIT and UPLOAD_FOLDER (xnh/bot/console).
+Configuration comes from one settings object (`xnh.settings.Settings`, built from the environment once
+when none is given; kept as SETTINGS), then `test_config` overrides what it set: DB_PATH (XNH_DB),
+TWILIO_AUTH_TOKEN, PUBLIC_URL (XNH_PUBLIC_URL), SECRET_KEY (XNH_SECRET_KEY), SIMULATOR (XNH_SIMULATOR:
+"auto" (default) shows the simulator only until county data is synced into DB_PATH, "on"/"off" force
+it), TELEGRAM_WEBHOOK_SECRET, CONSOLE_COOKIE_SECURE (XNH_COOKIE_SECURE), CONSOLE_SESSION_MINUTES
+(XNH_SESSION_MINUTES); DEMO (default False; `xnh serve` and the root app.py set it): answer messages
+from the demo county's own database until county data is synced into DB_PATH; SENDER: the health of the
+outbound sender `xnh serve` runs (xnh/broadcast/worker.py), which /healthz reports.
 
 Connections and the unit of work a message is answered in live in xnh/store/db.py.
 """
@@ -23,6 +24,8 @@ from pathlib import Path
 from flask import Flask, current_app, jsonify
 
 from .bot import console, request_db, sms, telegram_bot, web
+from .broadcast import health
+from .settings import Settings
 from .store import db as store_db
 
 logger = logging.getLogger(__name__)
@@ -31,17 +34,22 @@ HEALTH_WAIT_MS = 1000  # a message holds the write lock for milliseconds; longer
 MIN_FREE_BYTES = 1 << 20  # less room than this on the database's disk: writes are about to fail
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """The application, configured from the environment, then from `test_config`."""
+def create_app(test_config: dict | None = None, *, settings: Settings | None = None) -> Flask:
+    """The application, configured from `settings` (default: the environment's), then from `test_config`."""
+    settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.from_mapping(
-        DB_PATH=store_db.db_path(),
-        TWILIO_AUTH_TOKEN=os.environ.get("TWILIO_AUTH_TOKEN") or None,
-        PUBLIC_URL=os.environ.get("XNH_PUBLIC_URL") or None,
-        SECRET_KEY=os.environ.get("XNH_SECRET_KEY") or secrets.token_hex(32),
-        SIMULATOR=_simulator_mode(os.environ.get("XNH_SIMULATOR", "auto")),
-        TELEGRAM_WEBHOOK_SECRET=os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None,
+        SETTINGS=settings,
+        DB_PATH=settings.db_path,
+        TWILIO_AUTH_TOKEN=settings.twilio_auth_token,
+        PUBLIC_URL=settings.public_url,
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        SIMULATOR=settings.simulator_mode,
+        TELEGRAM_WEBHOOK_SECRET=settings.telegram_webhook_secret,
+        CONSOLE_COOKIE_SECURE=settings.cookie_secure,
+        CONSOLE_SESSION_MINUTES=settings.session_minutes,
         TELEGRAM_RUNNER=None,  # set by server.serve in webhook mode
+        SENDER=None,  # set by server.serve: the outbound sender's Health
         DEMO=False,
         JSON_AS_ASCII=False,
         MAX_CONTENT_LENGTH=1 << 20,  # Twilio forms, Telegram updates and simulator messages are a few KB
@@ -61,32 +69,31 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
-def _simulator_mode(raw: str) -> bool | str:
-    """True (on), False (off) or "auto": on while the database holds only the demo county."""
-    raw = raw.strip().lower()
-    if raw in ("off", "0", "false", "no"):
-        return False
-    if raw in ("on", "1", "true", "yes"):
-        return True
-    return "auto"
-
-
 def healthz():
-    """200 only when the database can be written now (its write lock taken in a transaction and rolled
-    back, and room on its disk), with the schema version and the last sync; else 503 with the reason."""
-    path = current_app.config["DB_PATH"]
+    """200 only when the database that answers messages (the demo's while no county data is synced) can
+    be written now (its write lock taken in a transaction and rolled back, and room on its disk) and the
+    outbound sender is alive with no overdue backlog; with the schema version, the last sync, the sender's
+    heartbeat and the oldest due message's age. Else 503 with the reason."""
+    path = sms.serving_path()
+    settings = current_app.config["SETTINGS"]
     try:
-        db = request_db.get_db()
+        db = request_db.get_db() if path == current_app.config["DB_PATH"] else store_db.thread_db(path)
         db.execute(f"PRAGMA busy_timeout = {HEALTH_WAIT_MS}")
         try:
             store_db.check_writable(db)
         finally:
-            db.execute("PRAGMA busy_timeout = 5000")
+            db.execute(f"PRAGMA busy_timeout = {store_db.BUSY_MS}")
         if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < MIN_FREE_BYTES:
             raise OSError(28, "No space left on device")
         info = store_db.health_info(db)
+        real = request_db.get_db()  # the sender works on the real database, never the demo's
+        outbound = health.outbound(real, settings, current_app.config["SENDER"])
     except (sqlite3.Error, OSError) as e:
         reason = store_db.explain(e, path)
         logger.warning("healthz: %s", reason)
         return jsonify(status="error", reason=reason), 503
-    return jsonify(status="ok", **info)
+    if outbound["problems"]:
+        reason = "; ".join(outbound["problems"])
+        logger.warning("healthz: %s", reason)
+        return jsonify(status="error", reason=reason, **info, outbound=outbound), 503
+    return jsonify(status="ok", **info, outbound=outbound)

@@ -2,6 +2,9 @@
 
 Each command's docstring is its --help. Run `xnh --help` for the list.
 
+The settings are read from the environment once, when the group starts (`xnh.settings.Settings`), and
+handed to every command as click's context object (`pass_settings`).
+
 An operational fault (a locked, read-only or unreachable database, a full disk, a port in use, a bad
 --host) ends the command with one line on stderr, in Chinese and English, and exit status 1; never a
 traceback (`_Group.invoke`).
@@ -15,7 +18,11 @@ import sys
 
 import click
 
+from . import quiet_hours
 from .privacy import normalize_phone
+from .settings import Settings, SettingsError
+
+pass_settings = click.make_pass_decorator(Settings)
 
 
 class _Group(click.Group):
@@ -27,16 +34,17 @@ class _Group(click.Group):
         except (sqlite3.Error, OSError) as e:
             from .store import db
 
-            raise click.ClickException(db.explain(e)) from None
+            settings = ctx.find_object(Settings)
+            raise click.ClickException(db.explain(e, settings.db_path if settings else "xnh.db")) from None
 
 
-def _answering_db():
+def _answering_db(settings: Settings):
     """The database that answers `ask` and `chat`: the real one once county data is synced into it,
     else the demo county's own database (created from the shipped exports). Says which on stderr."""
     from . import demo
     from .store import db
 
-    real = db.db_path()
+    real = settings.db_path
     if db.has_county_data(real):
         path = real
         click.echo(f"(database: {os.path.abspath(path)})", err=True)
@@ -58,14 +66,16 @@ def _message(text: str, phone: str, channel: str):
 
 @click.group(cls=_Group)
 @click.version_option(package_name="xnh")
-def cli():
+@click.pass_context
+def cli(ctx):
     """新农合助手 (xnh): reimbursement estimates, policy answers, 查参合 and 查报销 by SMS and Telegram."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from . import clock
 
     try:
-        clock.now()  # a bad XNH_TODAY is a configuration error: say so now, not on every message
-    except clock.BadToday as e:
+        ctx.obj = Settings.from_env()
+        clock.check(ctx.obj.today)  # a bad XNH_TODAY is a configuration error: say so now, not on every message
+    except (clock.BadToday, SettingsError) as e:
         raise click.UsageError(str(e)) from e
 
 
@@ -74,13 +84,15 @@ def cli():
 @click.option("--from", "phone", default="13700000000", show_default=True, help="The sender's phone number.")
 @click.option("--channel", type=click.Choice(["sms", "telegram"]), default="sms", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print intent, reply and the estimate's numbers as JSON.")
-def ask(text, phone, channel, as_json):
+@pass_settings
+def ask(settings, text, phone, channel, as_json):
     """Answer one message and print the reply (from the demo county's database until real data is synced)."""
     from .handlers.router import respond
+    from .store.db import writing
 
-    db = _answering_db()
-    reply = respond(_message(text, phone, channel), db)
-    db.conn.commit()  # respond() leaves committing to its caller (one transaction per message)
+    db = _answering_db(settings)
+    with writing(db):  # respond() leaves committing to its caller (one transaction per message)
+        reply = respond(_message(text, phone, channel), db)
     if as_json:
         click.echo(json.dumps(reply.facts(), ensure_ascii=False, indent=2))
     else:
@@ -89,11 +101,13 @@ def ask(text, phone, channel, as_json):
 
 @cli.command()
 @click.option("--from", "phone", default="13700000000", show_default=True, help="The sender's phone number.")
-def chat(phone):
+@pass_settings
+def chat(settings, phone):
     """Talk to the assistant in the terminal (from the demo county's database until real data is synced)."""
     from .handlers.router import respond
+    from .store.db import writing
 
-    db = _answering_db()
+    db = _answering_db(settings)
     click.echo("新农合助手。输入问题,Ctrl-D 退出。例:住院花了3000能报多少 / 查参合 / 查报销")
     while True:
         try:
@@ -101,8 +115,8 @@ def chat(phone):
         except (EOFError, KeyboardInterrupt):
             click.echo()
             return
-        reply = respond(_message(text, phone, "sms"), db)
-        db.conn.commit()
+        with writing(db):
+            reply = respond(_message(text, phone, "sms"), db)
         click.echo(reply.text)
 
 
@@ -110,12 +124,13 @@ def chat(phone):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="WSGI worker threads.")
-def serve(host, port, threads):
+@pass_settings
+def serve(settings, host, port, threads):
     """Run the whole service (SMS webhook, web simulator, console, Telegram bot) on waitress."""
     from . import server
 
     try:
-        server.serve(host, port, threads)
+        server.serve(settings, host, port, threads)
     except server.ServeError as e:
         raise click.ClickException(str(e)) from None
 
@@ -124,7 +139,8 @@ def serve(host, port, threads):
 @click.argument("kind", type=click.Choice(["enrollment", "claims"]))
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-def sync(kind, file, progress):
+@pass_settings
+def sync(settings, kind, file, progress):
     """Import a county export (CSV in UTF-8/GBK, or .xlsx); ends with inserted=N updated=N unchanged=N rejected=N."""
     from pathlib import Path
 
@@ -133,7 +149,7 @@ def sync(kind, file, progress):
 
     try:
         sync_mod.check_readable(kind, Path(file))  # before any database is created
-        path = db.db_path()
+        path = settings.db_path
         conn = db.open_db(path)
         click.echo(f"database: {os.path.abspath(path)} (county data: {os.path.abspath(db.county_path(path))})")
         result = sync_mod.run(conn, kind, file, progress=sys.stderr.isatty() if progress is None else progress)
@@ -152,7 +168,8 @@ def user():
 @user.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(["clerk", "admin"]), required=True, help="clerk, or admin (manages users).")
-def user_add(name, role):
+@pass_settings
+def user_add(settings, name, role):
     """Add a console user; the password is asked twice on a terminal, else read from standard input's first line."""
     from .store import db, users
 
@@ -160,33 +177,31 @@ def user_add(name, role):
         password = click.prompt("密码 / password", hide_input=True, confirmation_prompt="再输一次 / again")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    conn = db.open_db()
+    conn = db.open_db(settings.db_path)
     try:
-        users.add(conn, name, password, role, actor=f"cli:{getpass.getuser()}")
-        conn.conn.commit()
+        with db.writing(conn):
+            users.add(conn, name, password, role, actor=f"cli:{getpass.getuser()}")
     except users.UserError as e:
         raise click.ClickException(str(e)) from None
     finally:
         conn.close()
-    click.echo(f"user {name} added ({role}): {os.path.abspath(db.db_path())}")
+    click.echo(f"user {name} added ({role}): {os.path.abspath(settings.db_path)}")
 
 
 # -- broadcasts and the worker ---------------------------------------------------------------------------
 
-def _service_db():
+def _service_db(settings: Settings):
     """The real database (never the demo's: broadcasts are for real households), writable."""
     from .store import db
 
-    conn = db.open_db(db.db_path())
+    conn = db.open_db(settings.db_path)
     db.check_writable(conn)
     return conn
 
 
-def _actor() -> str:
+def _actor(settings: Settings) -> str:
     """Who runs the command, for the audit log (XNH_ACTOR, else the login name)."""
-    import getpass
-
-    return os.environ.get("XNH_ACTOR") or f"cli:{getpass.getuser()}"
+    return settings.actor or f"cli:{getpass.getuser()}"
 
 
 def _campaign_call(fn, *args, **kwargs):
@@ -210,55 +225,61 @@ def broadcast():
 @click.option("--channel", "channels", multiple=True, type=click.Choice(["sms", "telegram"]), default=("sms",),
               show_default=True, help="Repeat for both; telegram reaches users who bound their phone.")
 @click.option("--at", "schedule", default=None, help="Send from this ISO date-time (China time unless a zone is given).")
-@click.option("--window", default="21:00-08:00", show_default=True,
+@click.option("--window", default=quiet_hours.DEFAULT_TEXT, show_default=True,
               help="Quiet hours, China time: no sends from the first time until the second.")
-def broadcast_new(name, audience, text, channels, schedule, window):
+@pass_settings
+def broadcast_new(settings, name, audience, text, channels, schedule, window):
     """Create a campaign (not sent yet); prints its id as the last line."""
     from .broadcast import campaigns
 
-    db = _service_db()
+    db = _service_db(settings)
     cid = _campaign_call(campaigns.create, db, name=name, audience=audience, text=text, channels=channels,
-                         schedule=schedule, window=window, actor=_actor())
+                         schedule=schedule, window=window, actor=_actor(settings))
     click.echo(f"campaign {cid} created: xnh broadcast preview {cid}")
     click.echo(cid)
 
 
 @broadcast.command("preview")
 @click.argument("campaign_id", type=int)
-def broadcast_preview(campaign_id):
+@pass_settings
+def broadcast_preview(settings, campaign_id):
     """Who and what a campaign would send: count, exclusions, 3 previews, segments, cost, time, blockers."""
     from .broadcast import campaigns
 
-    p = _campaign_call(campaigns.preview, _service_db(), campaign_id)
+    p = _campaign_call(campaigns.preview, _service_db(settings), campaign_id, settings)
     click.echo(f"recipients: {p.count}" + "".join(f"  {c}={n}" for c, n in sorted(p.channels.items())))
     click.echo("excluded: " + (", ".join(f"{r}={n}" for r, n in p.excluded.items()) or "none"))
     for i, sample in enumerate(p.samples, 1):
         click.echo(f"preview {i}: {sample}")
     click.echo(f"segments: {p.segments_per_message} per message (max), {p.total_segments} in all")
-    click.echo(f"cost: {p.cost} (at {campaigns.sms_price()} a segment)")
-    click.echo(f"time: {p.seconds:.0f} s at {campaigns.sms_rate():g} segments/s")
+    click.echo(f"cost: {p.cost} (at {settings.sms_price} a segment)")
+    click.echo(f"time: {p.seconds:.0f} s at {settings.sms_per_second:g} segments/s")
     click.echo(f"same-day: {p.same_day} phone(s) already in another campaign today")
     click.echo("blockers: " + ("; ".join(p.blockers) or "none"))
 
 
 @broadcast.command("send")
 @click.argument("campaign_id", type=int)
-def broadcast_send(campaign_id):
+@pass_settings
+def broadcast_send(settings, campaign_id):
     """Queue a campaign's messages in the outbox (the worker sends them)."""
     from .broadcast import campaigns
 
-    n = _campaign_call(campaigns.send, _service_db(), campaign_id, _actor())
+    n = _campaign_call(campaigns.send, _service_db(settings), campaign_id, _actor(settings))
     click.echo(f"queued={n}")
 
 
 @broadcast.command("status")
 @click.argument("campaign_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def broadcast_status(campaign_id, as_json):
-    """A campaign's messages by status, failures by reason, and rows claimed by a worker that died."""
-    from .broadcast import campaigns
+@pass_settings
+def broadcast_status(settings, campaign_id, as_json):
+    """A campaign's messages by status, failures by reason, rows claimed by a worker that died, and whether
+    anything is sending (the sender's heartbeat, the oldest due message, what is wrong)."""
+    from .broadcast import campaigns, health
 
-    s = _campaign_call(campaigns.status, _service_db(), campaign_id)
+    db = _service_db(settings)
+    s = {**_campaign_call(campaigns.status, db, campaign_id), "outbound": health.outbound(db, settings)}
     if as_json:
         click.echo(json.dumps(s, ensure_ascii=False, indent=2, default=str))
         return
@@ -270,15 +291,27 @@ def broadcast_status(campaign_id, as_json):
     stale = s["stale_claims"]
     click.echo(f"claimed when a worker stopped (may or may not have been sent): {len(stale)}"
                + (" ids=" + ",".join(str(r["id"]) for r in stale) if stale else ""))
+    _echo_outbound(s["outbound"])
+
+
+def _echo_outbound(report: dict) -> None:
+    sender, age = report["sender"], report["oldest_due_age"]
+    click.echo("sender: " + (f"{sender.get('id', 'this process')} {sender['state']}, last good round "
+                             f"{sender['heartbeat_age']:.0f} s ago" + (f", last fault: {sender['last_error']}"
+                                                                      if sender["last_error"] else "")
+                             if sender else "none has run on this database"))
+    click.echo("oldest due: " + ("nothing due" if age is None else f"{age:.0f} s"))
+    click.echo("outbound: " + ("; ".join(report["problems"]) or "ok"))
 
 
 @broadcast.command("cancel")
 @click.argument("campaign_id", type=int)
-def broadcast_cancel(campaign_id):
+@pass_settings
+def broadcast_cancel(settings, campaign_id):
     """Cancel a campaign: every message still waiting is cancelled now."""
     from .broadcast import campaigns
 
-    n = _campaign_call(campaigns.cancel, _service_db(), campaign_id, _actor())
+    n = _campaign_call(campaigns.cancel, _service_db(settings), campaign_id, _actor(settings))
     click.echo(f"cancelled={n}")
 
 
@@ -289,16 +322,18 @@ def _interrupt(signum, frame):
 @cli.command()
 @click.option("--until-idle", is_flag=True, help="Exit when nothing is due (cron, tests).")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Sending threads.")
-def worker(until_idle, threads):
-    """Send what the outbox holds (broadcasts, payment notices, clerks' answers) at XNH_SMS_PER_SECOND."""
+@pass_settings
+def worker(settings, until_idle, threads):
+    """Send what the outbox holds (broadcasts, payment notices, clerks' answers) at XNH_SMS_PER_SECOND;
+    a fault ends it with one line (its supervisor starts it again)."""
     import signal
 
     from .broadcast import worker as worker_mod
 
-    _service_db().close()
+    _service_db(settings).close()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        sent = worker_mod.run(until_idle=until_idle, threads=threads)
+        sent = worker_mod.run(settings, until_idle=until_idle, threads=threads)
     except KeyboardInterrupt:
         sent = None
     click.echo(f"sent={sent}" if sent is not None else "stopped")

@@ -1,11 +1,13 @@
 """The policy clock: XNH_TODAY replaces the calendar date and time of day (tests, demos).
 
 Rate limits and timers use the real clock (`time.time()`); only policy years, deadlines and quiet
-hours read `now()`.
+hours read `now()`. XNH_TODAY is read through xnh/settings.py (`live_today`: on each call, so a test or a
+demo can move it; parsed once per value).
 """
 import datetime as dt
-import os
 from functools import lru_cache
+
+from .settings import live_today
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 
@@ -16,7 +18,7 @@ class BadToday(ValueError):
 
 def now() -> dt.datetime:
     """The policy date-time, timezone-aware (China time when XNH_TODAY gives no zone)."""
-    raw = os.environ.get("XNH_TODAY", "").strip()
+    raw = live_today()
     if not raw:
         return dt.datetime.now(CHINA)
     return _fixed(raw)
@@ -36,3 +38,9 @@ def _fixed(raw: str) -> dt.datetime:
 
 def today() -> dt.date:
     return now().date()
+
+
+def check(raw: str | None) -> None:
+    """Raise BadToday unless `raw` (a Settings.today) is empty or an ISO date or date-time."""
+    if raw and raw.strip():
+        _fixed(raw.strip())

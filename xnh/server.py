@@ -1,5 +1,6 @@
 """`xnh serve`: the Flask app on waitress (a production WSGI server), the outbound worker
-(xnh/broadcast/worker.py) in a background thread, plus the Telegram bot in a background thread when
+(xnh/broadcast/worker.py) supervised in a background thread (a fault is logged, backed off and retried;
+/healthz reports its heartbeat), plus the Telegram bot in a background thread when
 TELEGRAM_BOT_TOKEN is set (polling; webhook mode when TELEGRAM_WEBHOOK_URL
 and TELEGRAM_WEBHOOK_SECRET are set). Ctrl-C or SIGTERM stops both cleanly.
 
@@ -16,6 +17,7 @@ from waitress.server import create_server
 
 from . import demo
 from .app import create_app
+from .settings import Settings
 from .store import db as store_db
 from .store import outbox
 
@@ -26,11 +28,11 @@ class ServeError(Exception):
     """The service cannot start (port in use, bad host, a database it cannot write): one line says why."""
 
 
-def serve(host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
     """Serve until interrupted. Messages are answered from XNH_DB once county data has been synced into
     it, until then from the demo county's own database; the log names the files with absolute paths."""
     _logging()
-    app = create_app({"DEMO": True})
+    app = create_app({"DEMO": True}, settings=settings)
     real = app.config["DB_PATH"]
     _check_writable(real)
     serving = demo.serving_path(real)
@@ -39,8 +41,8 @@ def serve(host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
         server = make_server(app, host, port, threads)
     except (OSError, ValueError) as e:  # waitress: ValueError for a host it cannot resolve
         raise ServeError(_listen_reason(e, host, port)) from None
-    runner = _telegram(app)
-    sending = _worker(real)
+    runner = _telegram(app, settings)
+    sending = start_sender(app, settings)
     signal.signal(signal.SIGTERM, _interrupt)
     logger.info("xnh serving on http://%s:%s (%d threads), database %s%s", host, server.effective_port, threads,
                 os.path.abspath(real), "" if serving == real else
@@ -56,20 +58,17 @@ def serve(host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
         server.close()
 
 
-def _worker(path: str) -> tuple[threading.Event, threading.Thread]:
-    """The outbound worker (xnh.broadcast.worker) in a background thread on the real database (never the
-    demo's); stopped by setting the event. It sends nothing while no Twilio credentials are set."""
+def start_sender(app, settings: Settings, **kw) -> tuple[threading.Event, threading.Thread]:
+    """The outbound worker, supervised (xnh.broadcast.worker.supervise), in a background thread on the real
+    database (never the demo's); its Health goes to app.config["SENDER"] for /healthz. Stopped by setting
+    the event. It sends no SMS while no Twilio credentials are set."""
     from .broadcast import worker
 
-    stop = threading.Event()
-
-    def run():
-        try:
-            worker.run(path, stop=stop)
-        except Exception:  # the service keeps answering; the log says why nothing is sent
-            logger.exception("the outbound worker stopped")
-
-    thread = threading.Thread(target=run, name="xnh-worker", daemon=True)
+    stop, health = threading.Event(), worker.Health()
+    thread = threading.Thread(target=worker.supervise, args=(settings, app.config["DB_PATH"], stop, health),
+                              kwargs=kw, name="xnh-worker", daemon=True)
+    health.thread = thread
+    app.config["SENDER"] = health
     thread.start()
     return stop, thread
 
@@ -98,19 +97,19 @@ def make_server(app, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
                          connection_limit=200, channel_timeout=60)
 
 
-def _telegram(app):
-    token = os.environ.get("TELEGRAM_BOT_TOKEN")
+def _telegram(app, settings: Settings):
+    token = settings.telegram_bot_token
     if not token:
         logger.info("TELEGRAM_BOT_TOKEN not set: Telegram bot off")
         return None
     from .bot.telegram_bot import TelegramRunner, build_application
 
-    url, secret = os.environ.get("TELEGRAM_WEBHOOK_URL"), os.environ.get("TELEGRAM_WEBHOOK_SECRET")
+    url, secret = settings.telegram_webhook_url, settings.telegram_webhook_secret
     if url and not secret:
         logger.error("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET; falling back to polling")
         url = None
-    runner = TelegramRunner(build_application(token, db_path=app.config["DB_PATH"], webhook=bool(url),
-                                              demo_until_synced=True),
+    runner = TelegramRunner(build_application(token, settings.telegram_api_url, db_path=app.config["DB_PATH"],
+                                              webhook=bool(url), demo_until_synced=True),
                             webhook_url=url, secret=secret)
     try:
         runner.start()

@@ -22,23 +22,20 @@ from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
 
 from .. import demo
-from ..store import db as store_db
-from ..broadcast import twilio_errors, worker
-from ..store import outbox, state
+from ..broadcast import outcomes
 from ..handlers.router import respond
 from ..message import Message
 from ..privacy import mask_phone, normalize_phone
-from . import request_db, segments
+from ..providers import segments, twilio
+from ..store import db as store_db
+from ..store import outbox, state
+from . import request_db
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__)
 
-_STATUS_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
-                "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4, "read": 5}
-# the outbox status a callback moves a row to (None: kept as an event only, the row stays submitted)
-_OUTBOX_STATUS = {"accepted": None, "scheduled": None, "queued": None, "sending": None, "sent": "sent",
-                  "delivered": "delivered", "undelivered": "undelivered", "failed": "failed",
-                  "canceled": "failed", "read": "delivered"}
+RETRY_AFTER = "5"  # seconds Twilio is asked to wait before it retries a refused message
+_MAX_ROWID = (1 << 63) - 1
 # XML 1.0 cannot carry these at all, escaped or not
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -52,12 +49,13 @@ def inbound():
     message = Message(text=form.get("Body", ""), sender=phone or "unknown", channel="sms", phone=phone or None)
     try:
         text = answer(serving_path(), sid, message)
-    except sqlite3.OperationalError as e:
-        if "locked" not in str(e) and "busy" not in str(e):
+    except (sqlite3.Error, OSError) as e:
+        if not store_db.is_unavailable(e):
             raise
-        # the service file stayed locked past busy_timeout (another process writing it): Twilio retries later
-        logger.warning("sms %s not answered: %s", mask_phone(phone or "unknown"), e)
-        return Response("busy", status=503, headers={"Retry-After": "5"})
+        # the service file stayed locked past the message's wait (another process writing it), or its disk
+        # is full: nothing was stored, so Twilio's retry answers afresh
+        logger.warning("sms %s not answered: %s", mask_phone(phone or "unknown"), store_db.explain(e, serving_path()))
+        return Response("busy", status=503, headers={"Retry-After": RETRY_AFTER})
     return Response(twiml(text), mimetype="text/xml")
 
 
@@ -67,13 +65,19 @@ def status_callback():
     form = signed_form()
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
-    if not sid or status not in _STATUS_RANK:
+    if not sid or status not in twilio.STATUS_RANK:
         abort(400)
     db = request_db.get_db()
-    row = request.args.get("outbox", "")
-    if not record_status(db, sid, status, form.get("ErrorCode") or None, int(row) if row.isdigit() else None):
+    if not record_status(db, sid, status, form.get("ErrorCode") or None, _outbox_id(request.args.get("outbox", ""))):
         logger.info("status %s for unknown message %s", status, sid)
     return Response(status=204)
+
+
+def _outbox_id(raw: str) -> int | None:
+    """The outbox id of a StatusCallback URL, or None when it is not one (then the MessageSid decides)."""
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _MAX_ROWID:
+        return None
+    return int(raw)
 
 
 def serving_path() -> str:
@@ -126,35 +130,18 @@ def xml_safe(text: str) -> str:
 def record_status(db, sid: str, status: str, error_code: str | None, outbox_id: int | None = None) -> bool:
     """Apply a delivery callback to the outbox row `outbox_id` (from the StatusCallback URL), else the one
     sent as `sid`; False when no such message. A late callback never moves a message back (a 'sent'
-    arriving after 'delivered' is kept as history only). An error code acts as the error table says
-    (twilio_errors: an opt-out, a bad number, a burst of carrier blocks pausing the campaign)."""
-    new = _OUTBOX_STATUS[status]
-    action = twilio_errors.classify(code=error_code) if error_code else None
-    store_db.begin_write(db)
-    try:
+    arriving after 'delivered' is kept as history only). An error code acts as Twilio's table says
+    (providers/twilio.py; carried out by broadcast/outcomes.py, as for the worker's own answers)."""
+    new = twilio.OUTBOX_STATUS[status]
+    failed = new in twilio.NOT_DELIVERED
+    action = twilio.classify(code=error_code) if error_code else None
+    with store_db.writing(db):
         row = outbox.record_delivery(db, sid, status, error_code, outbox_id=outbox_id, apply=new,
-                                     reason=action.reason if action and new in ("undelivered", "failed") else None,
-                                     moves_on=lambda old: _STATUS_RANK[status] >= _STATUS_RANK.get(old, -1))
-        if row and action and new in ("undelivered", "failed"):
-            _consequence(db, row, action, error_code)
-    except BaseException:
-        store_db.finish(db, failed=True)
-        raise
-    store_db.finish(db)
+                                     reason=action.reason if action and failed else None,
+                                     moves_on=lambda old: twilio.moves_on(status, old))
+        if row and action and failed:
+            outcomes.apply_to_number(db, row, action, error_code)
     return row is not None
-
-
-def _consequence(db, row: dict, action, code: str) -> None:
-    """What an undelivered message's error code means for its number or campaign (the message itself is
-    not resent from a callback: it may have reached the phone)."""
-    phone = row["recipient"]
-    if action.kind == "opt_out" and row["channel"] == "sms":
-        state.set_subscribed(db, phone, False, via=f"twilio {code}")
-        outbox.skip_opted_out(db, phone)
-    elif action.kind == "bad_number" and row["channel"] == "sms":
-        outbox.mark_bad_number(db, phone, str(code), action.reason)
-    elif action.kind == "burst" and row["campaign_id"]:
-        worker.check_burst(db, row["campaign_id"])
 
 
 def signed_form() -> MultiDict:

@@ -15,7 +15,6 @@ import asyncio
 import hmac
 import html
 import logging
-import os
 import threading
 
 from flask import Blueprint, abort, current_app, request
@@ -32,8 +31,8 @@ from ..message import Message, Reply
 from ..privacy import mask_phone, normalize_phone
 from .. import demo
 from ..store import db as store_db
-from ..store import state as store
-from . import segments
+from ..providers import segments
+from ..store import state
 
 logger = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -54,12 +53,12 @@ def words(name: str, **data) -> str:
     return render.env().get_template(f"telegram/{name}.html").render(**data).strip()
 
 
-def build_application(token: str, base_url: str | None = None, db_path: str | None = None, *,
+def build_application(token: str, base_url: str | None = None, db_path: str = "xnh.db", *,
                       webhook: bool = False, rate_limit: bool = True, demo_until_synced: bool = False) -> Application:
-    """The PTB Application with every handler, talking to `base_url` (default TELEGRAM_API_URL). With
-    `demo_until_synced` (xnh serve), it answers from the demo county's database until county data is
-    synced into `db_path`."""
-    base_url = base_url or os.environ.get("TELEGRAM_API_URL") or DEFAULT_API_URL
+    """The PTB Application with every handler, talking to `base_url` (Settings.telegram_api_url; default
+    Telegram's own). With `demo_until_synced` (xnh serve), it answers from the demo county's database
+    until county data is synced into `db_path`."""
+    base_url = base_url or DEFAULT_API_URL
     builder = (ApplicationBuilder().token(token).base_url(base_url).base_file_url(_file_url(base_url))
                .post_init(_post_init))
     if rate_limit:
@@ -67,7 +66,7 @@ def build_application(token: str, base_url: str | None = None, db_path: str | No
     if webhook:
         builder = builder.updater(None)
     app = builder.build()
-    app.bot_data["db_path"] = db_path or store_db.db_path()
+    app.bot_data["db_path"] = db_path
     app.bot_data["demo"] = demo_until_synced
     app.add_handler(CommandHandler("start", on_start, filters=PRIVATE))
     app.add_handler(CommandHandler("help", on_help, filters=PRIVATE))
@@ -112,7 +111,7 @@ async def on_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await update.effective_message.reply_text(words("not_own"), reply_markup=_share_keyboard())
         return
     phone = normalize_phone(contact.phone_number)
-    await _run_db(context, store.bind, _sender(update), phone, "telegram")
+    await _run_db(context, state.bind, _sender(update), phone, "telegram")
     await update.effective_message.reply_text(
         words("bound", phone=mask_phone(phone)), reply_markup=ReplyKeyboardRemove())
 
@@ -149,11 +148,11 @@ def as_html(reply) -> str:
 
 def _respond(db, sender: str, text: str):
     reply = respond(Message(text=text, sender=sender, channel="telegram", phone=None), db)
-    return reply, store.bound_phone(db, sender)
+    return reply, state.bound_phone(db, sender)
 
 
 def _bound_phone(db, sender: str):
-    return store.bound_phone(db, sender)
+    return state.bound_phone(db, sender)
 
 
 async def _run_db(context: ContextTypes.DEFAULT_TYPE, fn, *args):

@@ -15,7 +15,7 @@ from ..store import db as store_db
 from ..handlers.router import respond
 from ..message import Message
 from ..privacy import mask_name, normalize_phone
-from . import segments
+from ..providers import segments
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("web", __name__)

@@ -18,23 +18,27 @@ Every create, send and cancel is written to the audit log with its actor.
 """
 import datetime as dt
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from .. import clock
+from .. import clock, quiet_hours
+from ..policy_kb.schemes import scheme_for
 from ..privacy import mask_name
-from ..store import outbox
-from ..store.db import begin_write
-from ..store.state import audit, stamp
+from ..providers import telegram, twilio
+from ..settings import Settings
+from ..store import campaigns as store
+from ..store import meta, outbox
+from ..store.db import writing
+from ..store.outbox import statuses as outbox_statuses
+from ..store.state import audit
 from . import audience as aud
-from . import render
+from . import campaign_text
 
-CHANNELS = ("sms", "telegram")
-DEFAULT_WINDOW = outbox.DEFAULT_QUIET
-TELEGRAM_PER_SECOND = 25.0
+CHANNELS = outbox_statuses.CHANNELS
+DEFAULT_WINDOW = quiet_hours.DEFAULT
 EXACT_UP_TO = 20000  # a preview renders every recipient up to this many, else an even sample of them
+DEFAULTS = Settings()  # rate and price when the caller passes no settings
 _HM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 
@@ -56,16 +60,6 @@ class Preview:
     channels: dict[str, int] = field(default_factory=dict)  # messages by channel
 
 
-def sms_rate() -> float:
-    """XNH_SMS_PER_SECOND (segments a second, default 10)."""
-    return float(os.environ.get("XNH_SMS_PER_SECOND") or 10)
-
-
-def sms_price() -> Decimal:
-    """XNH_SMS_PRICE: the price of one SMS segment (default 0.05)."""
-    return Decimal(os.environ.get("XNH_SMS_PRICE") or "0.05")
-
-
 # -- create ---------------------------------------------------------------------------------------------
 
 def create(db, *, name: str, audience: str, text: str, channels=("sms",), schedule=None,
@@ -76,22 +70,14 @@ def create(db, *, name: str, audience: str, text: str, channels=("sms",), schedu
     if not name:
         raise CampaignError("活动名称为空 / a campaign needs a name")
     aud.parse(audience)
-    render.compile_text(text)
+    campaign_text.compile_text(text)
     chans = _channels(channels)
     quiet = _window(window)
     when = _schedule(schedule)
-    begin_write(db)
-    try:
-        cid = db.conn.execute(
-            "INSERT INTO campaigns (name, audience, text, channels, schedule, quiet_start, quiet_end, status, "
-            "paused, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'draft', 0, ?, ?)",
-            [name, audience.strip(), text, json.dumps(chans), when.isoformat() if when else None,
-             quiet[0], quiet[1], actor, stamp()]).lastrowid
+    with writing(db):
+        cid = store.insert(db, name=name, audience=audience.strip(), text=text, channels=chans,
+                           schedule=when.isoformat() if when else None, quiet=quiet, actor=actor)
         audit(db, actor, "campaign_create", {"campaign": cid, "name": name, "audience": audience.strip()})
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.conn.commit()
     return cid
 
 
@@ -129,32 +115,32 @@ def _schedule(schedule) -> dt.datetime | None:
 
 # -- reading a campaign -----------------------------------------------------------------------------------
 
-_COLUMNS = ("id", "name", "audience", "text", "channels", "schedule", "quiet_start", "quiet_end", "status",
-            "paused", "paused_reason", "created_by", "created_at", "sent_at", "cancelled_at")
-
-
 def get(db, campaign_id: int) -> dict:
-    row = db.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM campaigns WHERE id = ?", [campaign_id]).fetchone()
-    if row is None:
+    found = store.get(db, campaign_id)
+    if found is None:
         raise CampaignError(f"没有这个活动 / no campaign {campaign_id}")
-    found = dict(zip(_COLUMNS, row))
-    found["channels"] = json.loads(found["channels"])
     return found
 
 
 def list_campaigns(db) -> list[dict]:
     """Every campaign, newest first, with its counts by status."""
-    ids = [r[0] for r in db.conn.execute("SELECT id FROM campaigns ORDER BY id DESC")]
-    return [{**get(db, cid), "counts": outbox.counts(db, cid)} for cid in ids]
+    return [{**get(db, cid), "counts": outbox.counts(db, cid)} for cid in store.ids(db)]
 
 
 def campaign_fields(campaign: dict) -> dict:
-    """The fields every recipient of `campaign` shares: year and deadline."""
+    """The fields every recipient of `campaign` shares: year and deadline (the last day of the contribution
+    collection, from the scheme file in force on it: `[contribution] collect_until`)."""
     audience = aud.parse(campaign["audience"])
     today = clock.today()
     year = audience.year or today.year
     deadline_year = year - 1 if "unpaid" in audience.terms else today.year
-    return {"year": year, "deadline": f"{deadline_year}年12月30日"}
+    return {"year": year, "deadline": contribution_deadline(deadline_year)}
+
+
+def contribution_deadline(year: int) -> str:
+    """"2026年12月30日": the day the contribution collected in `year` closes, from the scheme file."""
+    until = scheme_for(dt.date(year, 12, 31)).contribution["collect_until"]  # "MM-DD", checked by the loader
+    return f"{year}年{int(until[:2])}月{int(until[3:])}日"
 
 
 # -- the audience as rows ----------------------------------------------------------------------------------
@@ -217,14 +203,15 @@ def _recipients_sql(channels: list[str]) -> str:
 
 # -- preview ----------------------------------------------------------------------------------------------
 
-def preview(db, campaign_id: int) -> Preview:
-    """What sending campaign `campaign_id` would do (nothing is written but a temp table)."""
+def preview(db, campaign_id: int, settings: Settings = DEFAULTS) -> Preview:
+    """What sending campaign `campaign_id` would do (nothing is written but a temp table), at the rate
+    and price of `settings`."""
     c = get(db, campaign_id)
-    return _preview(db, c, exclude_campaign=campaign_id)
+    return _preview(db, c, settings, exclude_campaign=campaign_id)
 
 
 def draft_preview(db, *, audience: str, text: str, channels=("sms",), window=DEFAULT_WINDOW,
-                  schedule=None) -> Preview:
+                  schedule=None, settings: Settings = DEFAULTS) -> Preview:
     """The preview of a campaign not saved yet (the console's live preview). An unreadable audience or
     template is a blocker here, not an exception."""
     try:
@@ -235,10 +222,10 @@ def draft_preview(db, *, audience: str, text: str, channels=("sms",), window=DEF
         return Preview(count=0, blockers=[str(e)])
     c = {"id": None, "audience": audience, "text": text, "channels": chans, "quiet_start": quiet[0],
          "quiet_end": quiet[1], "schedule": when.isoformat() if when else None}
-    return _preview(db, c, exclude_campaign=None)
+    return _preview(db, c, settings, exclude_campaign=None)
 
 
-def _preview(db, c: dict, exclude_campaign, exact_up_to: int = EXACT_UP_TO) -> Preview:
+def _preview(db, c: dict, settings: Settings, exclude_campaign, exact_up_to: int = EXACT_UP_TO) -> Preview:
     _build_audience(db, c["audience"])
     rows = db.conn.execute(f"SELECT recipient, channel, phone, fields, reason FROM ({_recipients_sql(c['channels'])}) "
                            "ORDER BY recipient").fetchall()
@@ -253,7 +240,7 @@ def _preview(db, c: dict, exclude_campaign, exact_up_to: int = EXACT_UP_TO) -> P
     for row in sendable:
         p.channels[row[1]] = p.channels.get(row[1], 0) + 1
     shared = campaign_fields(c)
-    _measure(p, c["text"], sendable, shared, exact_up_to)
+    _measure(p, c["text"], sendable, shared, exact_up_to, settings)
     p.same_day = _same_day(db, exclude_campaign)
     p.blockers += _window_blockers(c)
     if not sendable and not any("模板" in b for b in p.blockers):
@@ -261,30 +248,30 @@ def _preview(db, c: dict, exclude_campaign, exact_up_to: int = EXACT_UP_TO) -> P
     return p
 
 
-def _measure(p: Preview, text: str, sendable: list, shared: dict, exact_up_to: int) -> None:
+def _measure(p: Preview, text: str, sendable: list, shared: dict, exact_up_to: int, settings: Settings) -> None:
     """Samples, segments, cost and time; a template error or a text over the limit becomes a blocker."""
     sms = [r for r in sendable if r[1] == "sms"]
     step = max(1, len(sms) // exact_up_to)
     measured = sms[::step]
     try:
-        render.compile_text(text)
-        p.samples = [render.render(text, {**json.loads(r[3]), **shared}) for r in sendable[:3]]
+        campaign_text.compile_text(text)
+        p.samples = [campaign_text.render(text, {**json.loads(r[3]), **shared}) for r in sendable[:3]]
         if not sendable:
-            p.samples = [render.render(text, {"name": "张*三", "township": "", "amount": "", **shared})]
-        lengths = [render.render(text, {**json.loads(r[3]), **shared}) for r in measured]
-    except render.TemplateProblem as e:
+            p.samples = [campaign_text.render(text, {"name": "张*三", "township": "", "amount": "", **shared})]
+        lengths = [campaign_text.render(text, {**json.loads(r[3]), **shared}) for r in measured]
+    except campaign_text.TemplateProblem as e:
         p.blockers.append(str(e))
         return
     longest = max((len(t) for t in lengths + p.samples), default=0)
-    if longest > render.MAX_CHARS:
-        p.blockers.append(f"短信过长 / the text is {longest} characters, over the limit of {render.MAX_CHARS}")
-    per = [render.parts(t) for t in lengths]
-    p.segments_per_message = max(per + [render.parts(t) for t in p.samples], default=0)
+    if longest > twilio.MAX_CHARS:
+        p.blockers.append(f"短信过长 / the text is {longest} characters, over the limit of {twilio.MAX_CHARS}")
+    per = [twilio.parts(t) for t in lengths]
+    p.segments_per_message = max(per + [twilio.parts(t) for t in p.samples], default=0)
     p.total_segments = round(sum(per) * len(sms) / len(measured)) if measured else 0
-    p.cost = (sms_price() * p.total_segments).quantize(Decimal("0.01"))
+    p.cost = (settings.sms_price * p.total_segments).quantize(Decimal("0.01"))
     tg = p.channels.get("telegram", 0)
     pace = outbox.SAFETY  # the worker spaces sends at this share of the rate
-    p.seconds = round(max(p.total_segments / (sms_rate() * pace), tg / (TELEGRAM_PER_SECOND * pace)), 1)
+    p.seconds = round(max(p.total_segments / (settings.sms_per_second * pace), tg / (telegram.PER_SECOND * pace)), 1)
 
 
 def _same_day(db, exclude_campaign) -> int:
@@ -303,8 +290,7 @@ def _window_blockers(c: dict) -> list[str]:
         return []
     now = clock.now().astimezone(clock.CHINA)
     hm, start, end = now.strftime("%H:%M"), c["quiet_start"], c["quiet_end"]
-    quiet = (hm >= start or hm < end) if start > end else (start <= hm < end)
-    if quiet and start > end and hm >= start:
+    if quiet_hours.is_quiet(hm, start, end) and start > end and hm >= start:
         return [f"发送时段明天{end}才开始 / the send window starts tomorrow at {end} (now {hm}, no sends "
                 f"{start}–{end}): schedule it with --at, or send in the morning"]
     return []
@@ -316,32 +302,19 @@ def send(db, campaign_id: int, actor: str) -> int:
     """Queue every recipient of the campaign in the outbox (one INSERT … SELECT) and mark it sending.
     Returns the rows queued (exclusions included, as skipped). Refuses a demo database, a cancelled
     campaign, and anything a preview lists as a blocker; a second send queues nobody twice."""
-    if outbox.is_demo(db):
+    if meta.is_demo(db):
         raise CampaignError("演示数据库不发送 / the demo database never sends (its phones have a real format)")
     c = get(db, campaign_id)
     if c["status"] == "cancelled":
         raise CampaignError(f"活动已取消 / campaign {campaign_id} was cancelled")
-    p = _preview(db, c, exclude_campaign=campaign_id, exact_up_to=200)  # the checks, on a small sample
+    p = _preview(db, c, DEFAULTS, exclude_campaign=campaign_id, exact_up_to=200)  # the checks, on a small sample
     if p.blockers:
         raise CampaignError("; ".join(p.blockers))
     not_before = dt.datetime.fromisoformat(c["schedule"]).timestamp() if c["schedule"] else None
-    begin_write(db)
-    try:
-        queued = db.conn.execute(
-            "INSERT OR IGNORE INTO outbox (kind, ref, campaign_id, recipient, channel, fields, priority, status, "
-            "reason, not_before, quiet_start, quiet_end, created_at, updated_at) "
-            f"SELECT 'broadcast', ?, ?, r.recipient, r.channel, r.fields, 2, "
-            "CASE WHEN r.reason IS NULL THEN 'pending' ELSE 'skipped' END, r.reason, ?, ?, ?, ?, ? "
-            f"FROM ({_recipients_sql(c['channels'])}) AS r",
-            [f"campaign:{campaign_id}", campaign_id, not_before, c["quiet_start"], c["quiet_end"],
-             stamp(), stamp()]).rowcount
-        db.conn.execute("UPDATE campaigns SET status = 'sending', sent_at = coalesce(sent_at, ?) WHERE id = ?",
-                        [stamp(), campaign_id])
+    with writing(db):
+        queued = outbox.queue_campaign(db, c, _recipients_sql(c["channels"]), not_before)
+        store.mark_sending(db, campaign_id)
         audit(db, actor, "campaign_send", {"campaign": campaign_id, "queued": queued, "excluded": p.excluded})
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.conn.commit()
     return queued
 
 
@@ -349,28 +322,19 @@ def cancel(db, campaign_id: int, actor: str) -> int:
     """Stop a campaign: every row still waiting (pending, retry_wait) is cancelled at once; rows a worker
     has already claimed finish. Returns the rows cancelled."""
     get(db, campaign_id)
-    begin_write(db)
-    try:
-        n = db.conn.execute("UPDATE outbox SET status = 'cancelled', reason = 'campaign cancelled', updated_at = ? "
-                            "WHERE campaign_id = ? AND status IN ('pending', 'retry_wait')",
-                            [stamp(), campaign_id]).rowcount
-        db.conn.execute("UPDATE campaigns SET status = 'cancelled', cancelled_at = ? WHERE id = ?",
-                        [stamp(), campaign_id])
+    with writing(db):
+        n = outbox.cancel_waiting(db, campaign_id)
+        store.mark_cancelled(db, campaign_id)
         audit(db, actor, "campaign_cancel", {"campaign": campaign_id, "cancelled": n})
-    except BaseException:
-        db.conn.rollback()
-        raise
-    db.conn.commit()
     return n
 
 
 def resume(db, campaign_id: int, actor: str) -> None:
     """Lift a pause (after a burst of carrier blocks): its waiting rows are sent again."""
     get(db, campaign_id)
-    begin_write(db)
-    db.conn.execute("UPDATE campaigns SET paused = 0, paused_reason = NULL WHERE id = ?", [campaign_id])
-    audit(db, actor, "campaign_resume", {"campaign": campaign_id})
-    db.conn.commit()
+    with writing(db):
+        store.unpause(db, campaign_id)
+        audit(db, actor, "campaign_resume", {"campaign": campaign_id})
 
 
 def status(db, campaign_id: int) -> dict:

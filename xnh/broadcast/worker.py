@@ -1,37 +1,38 @@
 """The outbound worker: sends what the outbox holds, at the configured rate, and records every answer.
 
-    xnh worker               # until Ctrl-C / SIGTERM
+    xnh worker               # until Ctrl-C / SIGTERM; a fault ends it with one line (for a supervisor)
     xnh worker --until-idle  # until nothing is due (cron, tests)
-    (xnh serve runs one in a background thread)
+    (xnh serve runs one under `supervise`: a fault is logged, backed off and retried, never the end)
 
-Each round claims the rows due now in one short transaction (store.outbox.claim: send window, schedule,
-priority, the rate bucket shared through SQLite), then sends them from a few threads, each at its slot,
-outside any transaction; each answer is written back in its own short transaction. What each Twilio
-answer means is decided in twilio_errors.py. A worker killed between sending and recording leaves its
-rows `claimed`; nothing is resent, and `xnh broadcast status` lists them.
+outbox ─> Worker.round: claim the rows due now in one short transaction (store.outbox.claim: send window,
+schedule, priority, the rate bucket shared through SQLite) ─> the row's provider module (xnh/providers/:
+twilio.py for SMS, telegram.py), from a few threads, each at its slot, outside any transaction ─> one
+thread writes the answers back, many to a short transaction (outcomes.py carries out what the provider's
+`classify` says) ─> later, the provider's delivery callbacks (POST /sms/status) move the rows on.
 
-SMS go through twilio's Client (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN, sender TWILIO_FROM_NUMBER or
-TWILIO_MESSAGING_SERVICE_SID, TWILIO_API_BASE for a local fake), with StatusCallback
-XNH_PUBLIC_URL/sms/status?outbox=<id>. Telegram rows go through python-telegram-bot's Bot
-(TELEGRAM_BOT_TOKEN, TELEGRAM_API_URL); without a token they are skipped with a reason. Without SMS
-credentials SMS rows wait. A demo database never sends.
+The worker never takes the process's message lock (store.db.WRITES): a message waits for nobody but
+SQLite's own write lock, which the worker holds for milliseconds at a time. A worker killed between
+sending and recording leaves its rows `claimed`; nothing is resent, and `xnh broadcast status` lists them.
+Without SMS credentials SMS rows wait; without a Telegram token Telegram rows are skipped with a reason.
+A demo database never sends. Each good round is a heartbeat (kept in memory, and every HEARTBEAT_EVERY
+seconds in `senders`), which /healthz and `xnh broadcast status` report.
 """
-import asyncio
 import logging
 import os
 import queue
-import random
 import socket
+import sqlite3
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
+from .. import providers
 from ..privacy import mask_phone
+from ..providers import base, telegram, twilio
 from ..store import db as store_db
-from ..store import outbox, state
-from . import campaigns, render, twilio_errors
+from ..store import meta, outbox, senders
+from . import campaign_text, campaigns, outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -39,102 +40,8 @@ IDLE_POLL = 0.25  # seconds between looks at an empty outbox, growing to IDLE_MA
 IDLE_MAX = 3.0
 HORIZON = 0.25  # claim only rows whose send slot is at most this far ahead: a kill leaves few claimed
 RETRY_SOON = 60.0  # --until-idle waits for retries due within this many seconds
-
-
-@dataclass
-class Result:
-    """One attempt's outcome: accepted (sid) or refused (HTTP status, error code, or a timeout)."""
-
-    sid: str | None = None
-    http_status: int | None = None
-    code: str | None = None
-    timeout: bool = False
-    final: str = "submitted"  # the row's status when accepted (Telegram has no delivery callbacks: sent)
-
-    @property
-    def ok(self) -> bool:
-        return self.sid is not None
-
-
-class TwilioSender:
-    """Sends one SMS through twilio's Client (one client per thread)."""
-
-    def __init__(self, env=os.environ, timeout: float = 10.0):
-        self.timeout = timeout
-        self.sid, self.token = env.get("TWILIO_ACCOUNT_SID"), env.get("TWILIO_AUTH_TOKEN")
-        self.from_, self.service = env.get("TWILIO_FROM_NUMBER"), env.get("TWILIO_MESSAGING_SERVICE_SID")
-        self.base, self.public = env.get("TWILIO_API_BASE"), env.get("XNH_PUBLIC_URL")
-        self._local = threading.local()
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.sid and self.token and (self.from_ or self.service))
-
-    def _client(self):
-        client = getattr(self._local, "client", None)
-        if client is None:
-            from twilio.http.http_client import TwilioHttpClient
-            from twilio.rest import Client
-
-            client = Client(self.sid, self.token, http_client=TwilioHttpClient(timeout=self.timeout))
-            if self.base:
-                client.api.base_url = self.base.rstrip("/")
-            self._local.client = client
-        return client
-
-    def send(self, row: dict) -> Result:
-        from requests import RequestException
-        from twilio.base.exceptions import TwilioRestException
-
-        args = {"to": e164(row["recipient"]), "body": row["text"]}
-        args.update({"from_": self.from_} if self.from_ else {"messaging_service_sid": self.service})
-        if self.public:
-            args["status_callback"] = f"{self.public.rstrip('/')}/sms/status?outbox={row['id']}"
-        try:
-            message = self._client().messages.create(**args)
-        except TwilioRestException as e:
-            return Result(http_status=e.status, code=str(e.code) if e.code else None)
-        except (RequestException, socket.timeout, TimeoutError, ConnectionError):
-            return Result(timeout=True)
-        return Result(sid=message.sid)
-
-
-class TelegramSender:
-    """Sends one Telegram message through python-telegram-bot's Bot (TELEGRAM_API_URL for a fake)."""
-
-    def __init__(self, env=os.environ):
-        self.token = env.get("TELEGRAM_BOT_TOKEN")
-        self.base = env.get("TELEGRAM_API_URL") or "https://api.telegram.org/bot"
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.token)
-
-    def send(self, row: dict) -> Result:
-        from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
-
-        async def go():
-            from telegram import Bot
-
-            async with Bot(self.token, base_url=self.base) as bot:
-                return await bot.send_message(int(row["recipient"].removeprefix("tg:")), row["text"])
-
-        try:
-            message = asyncio.run(go())
-        except RetryAfter:
-            return Result(http_status=429)
-        except Forbidden:
-            return Result(http_status=403, code="blocked by the user")
-        except BadRequest as e:
-            return Result(http_status=400, code=str(e)[:80])
-        except (TimedOut, NetworkError):
-            return Result(timeout=True)
-        return Result(sid=f"tg:{message.message_id}", final="sent")
-
-
-def e164(phone: str) -> str:
-    """13800009001 → +8613800009001; a number already with + stays as it is."""
-    return phone if phone.startswith("+") else f"+86{phone}"
+HEARTBEAT_EVERY = 5.0  # seconds between two heartbeats written to `senders`
+FAULT_BACKOFF, FAULT_BACKOFF_MAX = 0.5, 30.0  # a fault: wait, doubling up to the most, then try again
 
 
 class _Pacer:
@@ -153,8 +60,7 @@ class _Pacer:
     def wait(self, slot: float, parts: int) -> None:
         while True:
             if slot < self.next - 1e-6 or time.time() > slot + self.LATE:
-                with store_db.WRITES:
-                    slot = outbox.reserve(self.db, self.channel, parts, self.rate, now=max(time.time(), self.next))
+                slot = outbox.reserve(self.db, self.channel, parts, self.rate, now=max(time.time(), self.next))
             delay = slot - time.time()
             if delay > 0:
                 time.sleep(delay)
@@ -163,43 +69,93 @@ class _Pacer:
         self.next = slot + parts * self.gap
 
 
-class Worker:
-    """One worker process's loop (see the module docstring). `senders` maps a channel to a sender."""
+class Health:
+    """What a sender says about itself, read by /healthz from another thread: its last good round
+    (`heartbeat`, real time), its last fault and when, whether its thread still runs."""
 
-    def __init__(self, path: str | None = None, *, senders: dict | None = None, threads: int = 4,
-                 worker_id: str | None = None):
-        self.path = path or store_db.db_path()
-        self.db = store_db.open_db(self.path)
+    def __init__(self):
+        self.started = self.heartbeat = time.time()
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.thread: threading.Thread | None = None
+        self.state = "starting"
+
+    def fault(self, reason: str) -> None:
+        self.last_error, self.last_error_at, self.state = reason, time.time(), "retrying"
+
+    def problem(self, stale: float, now: float | None = None) -> str | None:
+        """Why this sender is not sending (its thread ended, or no good round for `stale` s), or None."""
+        now = time.time() if now is None else now
+        if self.thread is not None and not self.thread.is_alive():
+            return f"发送线程已停止 / the outbound sender stopped ({self.last_error or 'no fault recorded'})"
+        if now - self.heartbeat > stale:
+            return (f"发送程序 {now - self.heartbeat:.0f} 秒没有正常运行 / the outbound sender has had no good round "
+                    f"for {now - self.heartbeat:.0f} s (limit {stale:g} s); last fault: {self.last_error or 'none'}")
+        return None
+
+    def as_dict(self, now: float | None = None) -> dict:
+        now = time.time() if now is None else now
+        return {"state": self.state, "heartbeat_age": round(now - self.heartbeat, 1), "last_error": self.last_error,
+                "last_error_age": round(now - self.last_error_at, 1) if self.last_error_at else None}
+
+
+class Worker:
+    """One worker process's loop (see the module docstring). `senders` maps a channel to a provider's
+    sender (default: built from `settings`). Nothing starts in the constructor: `start()` opens the
+    database and starts the threads, `close()` ends them; `run()` starts it when needed."""
+
+    def __init__(self, settings, path: str | None = None, *, senders: dict | None = None, threads: int = 4,
+                 worker_id: str | None = None, health: Health | None = None):
+        self.settings = settings
+        self.path = path or settings.db_path
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.senders = senders if senders is not None else {"sms": TwilioSender(), "telegram": TelegramSender()}
+        self.senders = senders if senders is not None else {
+            "sms": twilio.TwilioSender(settings), "telegram": telegram.TelegramSender(settings)}
         self.rates = {}
         if self.senders.get("sms") and self.senders["sms"].configured:
-            self.rates["sms"] = campaigns.sms_rate()
-        else:
-            logger.info("no Twilio credentials and sender: SMS wait in the outbox")
-        self.rates["telegram"] = campaigns.TELEGRAM_PER_SECOND  # without a token: skipped with a reason
-        self.pacers = {c: _Pacer(c, r, self.db) for c, r in self.rates.items()}
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="xnh-send")
-        self.in_flight: set = set()
+            self.rates["sms"] = settings.sms_per_second
+        self.rates["telegram"] = telegram.PER_SECOND  # without a token: skipped with a reason
+        self.threads = threads
+        self.health = health or Health()
         self.sent = 0
-        self._campaigns: dict[int, tuple] = {}
-        # answers are written by one thread, many to a transaction, so sending threads never wait for SQLite
+        self.db = self.pool = self._recorder = None
+        self.in_flight: set = set()
         self.results: queue.Queue = queue.Queue()
+        self._campaigns: dict[int, tuple] = {}
+        self._beat_at = 0.0
+
+    def start(self) -> "Worker":
+        """Open the database and start the sending threads and the thread that records answers."""
+        if self.db is not None:
+            return self
+        if "sms" not in self.rates:
+            logger.info("no Twilio credentials and sender: SMS wait in the outbox")
+        self.db = store_db.open_db(self.path)
+        self.pacers = {c: _Pacer(c, r, self.db) for c, r in self.rates.items()}
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="xnh-send")
+        # answers are written by one thread, many to a transaction, so sending threads never wait for SQLite
         self._recorder = threading.Thread(target=self._record_results, name="xnh-record", daemon=True)
         self._recorder.start()
+        return self
 
     def close(self) -> None:
+        if self.db is None:
+            return
         self.pool.shutdown(wait=True)
         self.results.put(None)
         self._recorder.join()
+        self._beat("stopped", force=True)
         self.db.close()
+        self.db = None
 
     # -- the loop --------------------------------------------------------------------------------------
 
     def run(self, until_idle: bool = False, stop: threading.Event | None = None) -> int:
-        """Send until stopped (or, with until_idle, until nothing is due); returns the messages accepted."""
+        """Send until stopped (or, with until_idle, until nothing is due); returns the messages accepted.
+        A fault (a locked or full database, a bug) raises: `supervise` retries, `xnh worker` ends."""
+        self.start()
         stop = stop or threading.Event()
-        if outbox.is_demo(self.db):
+        if meta.is_demo(self.db):
             logger.warning("demo database %s: the worker sends nothing", self.path)
             return 0
         idle = IDLE_POLL
@@ -221,8 +177,10 @@ class Worker:
 
     def round(self) -> int:
         """Claim what is due now and hand it to the sending threads; the number claimed."""
-        with store_db.WRITES:
-            rows = outbox.claim(self.db, self.id, rates=self.rates, prepare=self._prepare, horizon=HORIZON)
+        rows = outbox.claim(self.db, self.id, rates=self.rates, prepare=self._prepare, horizon=HORIZON,
+                            lease=self.settings.worker_lease)
+        self.health.heartbeat, self.health.state = time.time(), "running"
+        self._beat("running")
         for row in sorted(rows, key=lambda r: r["slot"]):  # this thread paces; the pool sends
             if row["channel"] in self.senders and self.senders[row["channel"]].configured:
                 self.pacers[row["channel"]].wait(row["slot"], row["segments"])
@@ -234,6 +192,19 @@ class Worker:
             self.in_flight = {f for f in self.in_flight if not f.done()}
         return len(rows)
 
+    def _beat(self, state: str, force: bool = False) -> None:
+        """Write the heartbeat to `senders`, at most every HEARTBEAT_EVERY s; a failure is only logged."""
+        now = time.time()
+        if not force and now - self._beat_at < HEARTBEAT_EVERY:
+            return
+        self._beat_at = now
+        try:
+            with store_db.writing(self.db):
+                senders.beat(self.db, self.id, state=state, started_at=self.health.started, sent=self.sent,
+                             error=self.health.last_error if state != "running" else None)
+        except sqlite3.Error as e:
+            logger.warning("outbound sender %s: heartbeat not written: %s", self.id, e)
+
     def _due_soon(self) -> bool:
         return outbox.due_soon(self.db, list(self.rates), within=RETRY_SOON)
 
@@ -244,12 +215,12 @@ class Worker:
         if text is None:
             template, shared = self._campaign(row["campaign_id"])
             try:
-                text = render.render(template, {**outbox.json_fields(row["fields"]), **shared})
-            except render.TemplateProblem as e:
+                text = campaign_text.render(template, {**outbox.json_fields(row["fields"]), **shared})
+            except campaign_text.TemplateProblem as e:
                 raise outbox.Unsendable(str(e)) from None
-        if len(text) > render.MAX_CHARS:
-            raise outbox.Unsendable(f"text over {render.MAX_CHARS} characters")
-        return text, render.parts(text) if row["channel"] == "sms" else 1
+        if len(text) > twilio.MAX_CHARS:
+            raise outbox.Unsendable(f"text over {twilio.MAX_CHARS} characters")
+        return text, providers.for_channel(row["channel"]).parts(text)
 
     def _campaign(self, campaign_id: int) -> tuple:
         if campaign_id not in self._campaigns:
@@ -266,37 +237,46 @@ class Worker:
             result = sender.send(row)
         except Exception:  # a bug or an unexpected library error: the row is retried like a timeout
             logger.exception("sending outbox row %s failed", row["id"])
-            result = Result(timeout=True)
+            result = base.Result(timeout=True)
         self.results.put((row, result))
 
     def _record_results(self) -> None:
         db = store_db.thread_db(self.path)
-        while True:
+        done = False
+        while not done:
             batch = [self.results.get()]
             while True:
                 try:
                     batch.append(self.results.get_nowait())
                 except queue.Empty:
                     break
-            try:
-                with store_db.WRITES:
-                    store_db.begin_write(db)
-                    try:
-                        for item in batch:
-                            if item is not None:
-                                self._apply(db, *item)
-                    except BaseException:
-                        db.conn.rollback()
-                        raise
-                    db.conn.commit()
-            except Exception:  # the rows stay claimed: status lists them; nothing is resent
-                logger.exception("recording %d answers failed", len(batch))
+            self._record_batch(db, [item for item in batch if item is not None])
+            done = None in batch
             for _ in batch:
                 self.results.task_done()
-            if None in batch:
+
+    def _record_batch(self, db, batch: list) -> None:
+        """Write a batch of answers in one transaction. A fault of the database (locked, full, I/O) keeps the
+        batch and tries again, backing off, until it is written; a bug drops it (its rows stay claimed and
+        `xnh broadcast status` lists them: nothing is resent)."""
+        wait = FAULT_BACKOFF
+        while batch:
+            try:
+                with store_db.writing(db):
+                    for row, result in batch:
+                        self._apply(db, row, result)
+                return
+            except sqlite3.OperationalError as e:
+                reason = store_db.explain(e, self.path)
+                self.health.fault(reason)
+                logger.warning("recording %d answers failed (%s); again in %.1f s", len(batch), reason, wait)
+                time.sleep(wait)
+                wait = min(FAULT_BACKOFF_MAX, wait * 2)
+            except Exception:
+                logger.exception("recording %d answers failed; their rows stay claimed", len(batch))
                 return
 
-    def _apply(self, db, row: dict, result: Result | None) -> None:
+    def _apply(self, db, row: dict, result: base.Result | None) -> None:
         if result is None:
             outbox.mark_failed(db, row["id"], reason=f"no {row['channel']} credentials", status="skipped")
             return
@@ -304,49 +284,51 @@ class Worker:
             outbox.mark_submitted(db, row["id"], result.sid, status=result.final)
             self.sent += 1
             return
-        action = twilio_errors.classify(result.http_status, result.code, result.timeout)
+        action = providers.for_channel(row["channel"]).classify(result)
         logger.info("outbox %s to %s: %s", row["id"], mask_phone(row["recipient"]), action.reason)
-        apply_action(db, row, action, result.code)
+        outcomes.record_attempt(db, row, action, result.code)
 
 
-def apply_action(db, row: dict, action, code: str | None) -> None:
-    """Record a failed attempt on a claimed row as the error table says (inside the caller's transaction)."""
-    rid, attempts = row["id"], (row.get("attempts") or 0) + 1
-    if action.kind == "retry_free":
-        outbox.mark_retry(db, rid, delay=twilio_errors.RATE_LIMITED_DELAY, counts=False, reason=action.reason, code=code)
-    elif action.kind == "retry" and attempts < twilio_errors.MAX_ATTEMPTS:
-        outbox.mark_retry(db, rid, delay=twilio_errors.backoff(attempts, random.random()), counts=True,
-                          reason=action.reason, code=code, maybe_sent=action.maybe_sent)
-    elif action.kind == "retry_once" and row.get("error_code") != str(code):
-        outbox.mark_retry(db, rid, delay=twilio_errors.RETRY_ONCE_DELAY, counts=True, reason=action.reason, code=code)
-    elif action.kind == "opt_out":
-        state.set_subscribed(db, row["recipient"], False, via=f"twilio {code}")
-        outbox.skip_opted_out(db, row["recipient"])
-        outbox.mark_failed(db, rid, reason=action.reason, code=code, status="skipped")
-    elif action.kind == "bad_number":
-        outbox.mark_bad_number(db, row["recipient"], str(code), action.reason)
-        outbox.mark_failed(db, rid, reason=action.reason, code=code)
-    else:
-        reason = action.reason if action.kind != "retry" else f"{action.reason}, gave up after {attempts} attempts"
-        outbox.mark_failed(db, rid, reason=reason, code=code, maybe_sent=action.maybe_sent)
-    if action.kind == "burst" and row.get("campaign_id"):
-        check_burst(db, row["campaign_id"])
-
-
-def check_burst(db, campaign_id: int) -> None:
-    """Pause the campaign when its recent answers hold a burst of carrier blocks, and say so in the audit log."""
-    if twilio_errors.is_burst(outbox.recent_error_codes(db, campaign_id, twilio_errors.BURST_WINDOW)):
-        why = (f"运营商拦截过多 / carrier blocked or filtered at least {twilio_errors.BURST} of the last "
-               f"{twilio_errors.BURST_WINDOW} messages (30004/30007): check the text with the carrier, then resume")
-        if outbox.pause_campaign(db, campaign_id, why):
-            state.audit(db, "worker", "campaign_pause", {"campaign": campaign_id, "reason": why})
-            logger.warning("campaign %s paused: %s", campaign_id, why)
-
-
-def run(path: str | None = None, until_idle: bool = False, stop: threading.Event | None = None, **kw) -> int:
-    """Run one worker on `path` (default XNH_DB); returns the messages accepted."""
-    worker = Worker(path, **kw)
+def run(settings, path: str | None = None, until_idle: bool = False, stop: threading.Event | None = None,
+        **kw) -> int:
+    """Run one worker on `path` (default settings.db_path) until stopped or idle; returns the messages
+    accepted. A fault raises (a standalone `xnh worker` ends with one line; its supervisor restarts it)."""
+    worker = Worker(settings, path, **kw)
     try:
         return worker.run(until_idle=until_idle, stop=stop)
     finally:
         worker.close()
+
+
+def supervise(settings, path: str | None = None, stop: threading.Event | None = None,
+              health: Health | None = None, **kw) -> None:
+    """Run a worker until `stop` is set, whatever happens: a fault (a locked or full database, a provider
+    outage, a bug) is logged with its reason and kept in `health`, and a new worker starts after a back-off
+    (FAULT_BACKOFF, doubling up to FAULT_BACKOFF_MAX while the faults follow each other; one good round
+    resets it). `xnh serve` runs this in a background thread."""
+    stop = stop or threading.Event()
+    health = health or Health()
+    wait = FAULT_BACKOFF
+    while not stop.is_set():
+        began = time.time()
+        worker = Worker(settings, path, health=health, **kw)
+        try:
+            worker.run(stop=stop)
+            break  # stopped (or a demo database, which never sends)
+        except Exception as e:  # anything: the sender must not end
+            _fault(health, e, worker.path, wait)
+        finally:
+            try:
+                worker.close()
+            except Exception as e:  # closing after a fault may fault too (the same locked database)
+                _fault(health, e, worker.path, wait)
+        wait = FAULT_BACKOFF if health.heartbeat >= began else min(FAULT_BACKOFF_MAX, wait * 2)
+        stop.wait(wait)
+    health.state = "stopped"
+
+
+def _fault(health: Health, error: Exception, path: str, wait: float) -> None:
+    operational = isinstance(error, (sqlite3.Error, OSError))
+    reason = store_db.explain(error, path) if operational else f"{error.__class__.__name__}: {error}"
+    health.fault(reason)
+    logger.error("the outbound sender failed: %s; starting again in %.1f s", reason, wait, exc_info=not operational)

@@ -22,6 +22,7 @@ from sqlite_utils import Database
 
 from .. import sync
 from ..store import db as store_db
+from ..store import meta
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ def ensure(real: str) -> str:
     db = store_db.open_db(path)
     try:
         if not is_demo(db):  # marked before anything is loaded: no notice is derived for its claims
-            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('demo', '1')")
-            db.conn.commit()
+            with store_db.writing(db):
+                meta.put(db, "demo", "1")
         loaded = load_if_empty(db)
         if loaded:
             logger.info("demo database %s: %s", os.path.abspath(path), loaded)
@@ -57,8 +58,7 @@ def serving_path(real: str) -> str:
 
 def is_demo(db: Database) -> bool:
     """True for a demo database (made by ensure)."""
-    row = db.execute("SELECT value FROM meta WHERE name = 'demo'").fetchone()
-    return bool(row and row[0] == "1")
+    return meta.is_demo(db)
 
 
 def is_empty(db: Database) -> bool:

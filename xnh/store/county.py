@@ -4,9 +4,9 @@ from decimal import Decimal
 
 from sqlite_utils import Database
 
+from ..policy_kb.claim_status import CLOSED, COUNTED
 from . import db as _db
 
-PAID_STATUSES = ("审核通过", "已拨付")  # claims whose 补偿金额 counts against this year's caps
 VISIT_KIND = {"住院": "inpatient", "住院分娩": "inpatient", "门诊": "outpatient"}
 
 
@@ -30,8 +30,8 @@ def household_claims(db: Database, household_id: str, year: int) -> list[dict]:
     so a claim is followed until the money is paid even across New Year. Oldest first."""
     return _db.rows(
         db, "select * from claims where household_id = ? and admitted < ? "
-        "and (admitted >= ? or status not in ('已拨付', '未通过')) order by admitted, claim_id",
-        [household_id, f"{year + 1}-01-01", f"{year}-01-01"])
+        f"and (admitted >= ? or status not in ({','.join('?' * len(CLOSED))})) order by admitted, claim_id",
+        [household_id, f"{year + 1}-01-01", f"{year}-01-01", *CLOSED])
 
 
 def reimbursed_this_year(db: Database, member_id: str, year: int) -> dict:
@@ -39,8 +39,8 @@ def reimbursed_this_year(db: Database, member_id: str, year: int) -> dict:
     totals = {"inpatient": Decimal(0), "outpatient": Decimal(0)}
     rows = _db.rows(
         db, "select visit_type, reimbursed from claims where member_id = ? and admitted >= ? and admitted < ? "
-        f"and status in ({','.join('?' * len(PAID_STATUSES))})",
-        [member_id, f"{year}-01-01", f"{year + 1}-01-01", *PAID_STATUSES])
+        f"and status in ({','.join('?' * len(COUNTED))})",
+        [member_id, f"{year}-01-01", f"{year + 1}-01-01", *COUNTED])
     for r in rows:
         kind = VISIT_KIND.get(r["visit_type"])  # 慢性病门诊 has its own rules and counts against neither
         if kind:

@@ -1,8 +1,9 @@
 """Connections and the unit of work.
 
     from xnh.store import db
-    conn = db.open_db()                      # XNH_DB, WAL on, every migration applied
+    conn = db.open_db(settings.db_path)      # WAL on, every migration applied
     with db.message_db(path) as conn: ...    # answer one message: one transaction, one at a time
+    with db.writing(conn): ...               # any other write: one transaction, rolled back on any exception
 
 Two SQLite files: XNH_DB (default xnh.db) holds the service's own state, and beside it
 `county_path(XNH_DB)` (xnh.db → xnh.county.db) holds the synced county data. Every connection opens
@@ -14,14 +15,18 @@ A message's transaction must therefore not start with BEGIN IMMEDIATE (that take
 every attached file): `begin_write` takes the service file's alone.
 
 Messages are answered one at a time per process, each as one unit of work on one shared connection
-(`message_db`). Everything else (health checks, delivery callbacks, the simulator page) reads and
+(`message_db`), which waits at most MESSAGE_WAIT seconds in all (for the process's message lock, then for
+SQLite's write lock) before it gives up with `Busy`: the SMS webhook then answers 503 with Retry-After
+well inside Twilio's 15 s. The outbound worker never takes the message lock. Everything else (health checks, delivery callbacks, the simulator page) reads and
 writes on the calling thread's own connection (`thread_db`). Those are opened without re-running
 the migrations, which `open_db` applies (the app factory calls it once).
 """
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -36,11 +41,12 @@ _local = threading.local()
 WRITES = threading.RLock()
 _message_dbs: dict[str, Database] = {}
 MMAP_BYTES = 256 << 20
+BUSY_MS = 5000  # every connection waits this long for SQLite's write lock ...
+MESSAGE_WAIT = 4.0  # ... but a message at most this long in all, for the message lock and SQLite's
 
 
-def db_path() -> str:
-    """The database file named by XNH_DB (default xnh.db in the working directory)."""
-    return os.environ.get("XNH_DB", "xnh.db")
+class Busy(sqlite3.OperationalError):
+    """A message could not have the database within MESSAGE_WAIT seconds (it is locked)."""
 
 
 def county_path(path: str) -> str:
@@ -103,9 +109,20 @@ def health_info(db: Database) -> dict:
             "last_sync": dict(zip(keys, last)) if last else None}
 
 
-def explain(error: BaseException, path: str | None = None) -> str:
+def is_unavailable(error: BaseException) -> bool:
+    """True for a fault of the moment that a later try may not meet: a locked or busy database, a full
+    disk, an I/O error (a message refused for it gets 503 and Retry-After, never 500)."""
+    text = str(error)
+    return (isinstance(error, sqlite3.OperationalError)
+            and any(w in text for w in ("locked", "busy", "disk is full", "disk I/O error"))
+            or getattr(error, "errno", None) in (errno.ENOSPC, errno.EIO)
+            or getattr(error, "sqlite_errorname", "") in ("SQLITE_FULL", "SQLITE_BUSY", "SQLITE_LOCKED",
+                                                         "SQLITE_IOERR"))
+
+
+def explain(error: BaseException, path: str) -> str:
     """A one-line reason, in Chinese and English, for an operational fault on the database at `path`."""
-    where = os.path.abspath(path or db_path())
+    where = os.path.abspath(path)
     text = str(error)
     errno_ = getattr(error, "errno", None)
     if "locked" in text or "busy" in text:
@@ -122,10 +139,9 @@ def explain(error: BaseException, path: str | None = None) -> str:
     return f"数据库错误 / database error ({error.__class__.__name__}: {text}): {where}"
 
 
-def open_db(path: str | None = None) -> Database:
-    """The service database at `path` (default XNH_DB) with the county file attached, WAL on and every
+def open_db(path: str) -> Database:
+    """The service database at `path` (Settings.db_path) with the county file attached, WAL on and every
     migration of both applied (an older single-file database has its county tables moved out)."""
-    path = path or db_path()
     if path == ":memory:":
         db = Database(memory=True)
         _migrate(county_migrations, db)
@@ -138,12 +154,12 @@ def open_db(path: str | None = None) -> Database:
     return db
 
 
-def open_county(path: str | None = None) -> Database:
+def open_county(path: str) -> Database:
     """A connection to the county file alone (what `xnh sync` writes), its migrations applied."""
-    db = Database(sqlite3.connect(county_path(path or db_path())))
+    db = Database(sqlite3.connect(county_path(path)))
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=5000")
+    db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
     _migrate(county_migrations, db)
     return db
 
@@ -160,7 +176,7 @@ def open_county_file(file: str) -> Database:
     """A connection to an existing county file (its migrations already applied by `open_db`)."""
     db = Database(sqlite3.connect(file))
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=5000")
+    db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
     return db
 
 
@@ -179,6 +195,20 @@ def begin_write(db: Database) -> None:
     db.conn.execute("DELETE FROM main.processed_messages WHERE 0")
 
 
+@contextlib.contextmanager
+def writing(db: Database):
+    """`with writing(db):` one write transaction on the service file, the only way anything but a message
+    writes: it begins holding the service file's write lock (`begin_write`), commits when the block ends
+    and rolls back when it raises, whatever it raised. The connection must have no transaction open."""
+    begin_write(db)
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
+
+
 def thread_db(path: str) -> Database:
     """A connection to `path` owned by the calling thread, opened once per thread and kept.
     The migrations must already have been applied (`open_db`)."""
@@ -195,7 +225,7 @@ def _connect(path: str, check_same_thread: bool = True, mmap: bool = True) -> Da
     into its resident memory)."""
     db = Database(sqlite3.connect(path, check_same_thread=check_same_thread))
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA busy_timeout=5000")
+    db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
     if path != ":memory:":
         db.conn.execute("ATTACH DATABASE ? AS county", [county_path(path)])
     for schema in ("main", "county") if path != ":memory:" else ("main",):
@@ -206,24 +236,38 @@ def _connect(path: str, check_same_thread: bool = True, mmap: bool = True) -> Da
 
 
 @contextlib.contextmanager
-def message_db(path: str):
+def message_db(path: str, wait: float = MESSAGE_WAIT):
     """`with message_db(path) as db:` answer one message: holds WRITES, yields the process's message
-    connection, commits when the block ends (rolls back when it raises).
+    connection, commits when the block ends (rolls back when it raises). Waits at most `wait` seconds in
+    all for WRITES and then SQLite's write lock; past that raises Busy (or SQLite's "database is locked").
 
     Every channel answers through it, so "one message at a time, all of it or nothing" is defined here
     once. One connection for all messages rather than one per worker thread keeps its page cache warm:
     in WAL mode a commit on one connection empties the page cache of every other connection to the
     file (on this machine the gain was within the noise of bench/load.py)."""
-    with WRITES:
+    started = time.monotonic()
+    if not WRITES.acquire(timeout=wait):
+        raise Busy(f"database is locked (another message held it for {wait:g} s)")
+    try:
         db = _message_dbs.get(path)
         if db is None:
             db = _message_dbs[path] = _connect(path, check_same_thread=False)  # used under WRITES only
+            db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        left = wait - (time.monotonic() - started)
+        shortened = left < wait - 0.01  # it waited for WRITES: SQLite may have only what is left
+        if shortened:
+            db.execute(f"PRAGMA busy_timeout = {max(10, int(left * 1000))}")
         try:
             yield db
         except BaseException:
             finish(db, failed=True)
             raise
+        finally:
+            if shortened:
+                db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
         finish(db)
+    finally:
+        WRITES.release()
 
 
 def finish(db: Database, failed: bool = False) -> None:

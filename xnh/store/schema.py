@@ -188,3 +188,14 @@ def m008_ticket_topic(db: Database):
     alike can be grouped and answered once."""
     db["handoff_tickets"].add_column("topic", str)
     db["handoff_tickets"].add_column("points", str)
+
+
+@migrations()
+def m009_senders(db: Database):
+    """The outbound senders' heartbeats (store/senders.py): each worker's last round, its state (running,
+    retrying after a fault, stopped) and its last fault, so `/healthz` and `xnh broadcast status` can say
+    whether anything is sending, from any process."""
+    db["senders"].create({
+        "id": str, "started_at": float, "heartbeat": float, "state": str, "last_error": str,
+        "last_error_at": float, "sent": int,
+    }, pk="id")

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from sqlite_utils import Database
 
 from .. import clock
+from . import db as _db
 
 
 STATE_TTL = 30 * 60  # conversation memory expires after 30 minutes of silence (real clock)
@@ -166,8 +167,36 @@ def add_to_ticket(db: Database, ticket: int, question: str) -> None:
                     "where id = ? and instr(question, ?) = 0", [question[:500], ticket, question[:500]])
 
 
+def answer_ticket(db: Database, ticket: int, answer: str, actor: str) -> bool:
+    """Mark an open ticket answered by `actor`; False when it was answered already."""
+    return db.conn.execute("update handoff_tickets set status = 'answered', answer = ?, answered_by = ?, "
+                           "answered_at = ? where id = ? and status = 'open'",
+                           [answer, actor, stamp(), ticket]).rowcount == 1
+
+
+def ticket(db: Database, ticket_id: int) -> dict | None:
+    found = _db.rows(db, "select * from handoff_tickets where id = ?", [ticket_id])
+    return found[0] if found else None
+
+
+def tickets(db: Database, status: str | None, limit: int) -> list[dict]:
+    """Tickets of `status` (every status when None), open ones first, newest first."""
+    where, params = ("where status = ?", [status]) if status else ("", [])
+    return _db.rows(db, f"select * from handoff_tickets {where} order by status = 'open' desc, id desc limit ?",
+                    [*params, limit])
+
+
 # -- audit -------------------------------------------------------------------------------------------
 
 def audit(db: Database, actor: str, action: str, detail: dict | None = None) -> None:
     db.conn.execute("insert into audit_log (at, actor, action, detail) values (?, ?, ?, ?)",
                     [stamp(), actor, action, json.dumps(detail or {}, ensure_ascii=False)])
+
+
+def audit_page(db: Database, actor: str | None, page: int, size: int) -> tuple[list[dict], int]:
+    """One page (from 1) of the audit log, newest first, of one actor or all; and the number of entries."""
+    where, params = ("where actor = ?", [actor]) if actor else ("", [])
+    total = db.conn.execute(f"select count(*) from audit_log {where}", params).fetchone()[0]
+    rows = _db.rows(db, f"select id, at, actor, action, detail from audit_log {where} order by id desc "
+                        "limit ? offset ?", [*params, size, (page - 1) * size])
+    return rows, total

@@ -6,9 +6,13 @@ from decimal import Decimal
 
 from sqlite_utils import Database
 
+from ..policy_kb.claim_status import COUNTED
 from . import db as _db
 
-PAID_STATUSES = ("审核通过", "已拨付")
+
+def enrollment_years(db: Database) -> list[int]:
+    """The years the enrollment data holds, newest first."""
+    return [y for (y,) in db.conn.execute("select distinct year from enrollments order by year desc")]
 
 
 def enrollment_by_township(db: Database, year: int) -> list[dict]:
@@ -27,8 +31,8 @@ def reimbursed_by_level_month(db: Database, months: int = 12) -> dict:
     """{"months": [YYYY-MM...], "levels": [level...], "amounts": {level: {month: Decimal}}} for claims
     审核通过 or 已拨付, by month of admission, the last `months` months that have any."""
     rows = db.conn.execute(
-        "select substr(admitted, 1, 7), level, reimbursed from claims where status in (?, ?) "
-        "and admitted != '' and reimbursed != ''", PAID_STATUSES)
+        f"select substr(admitted, 1, 7), level, reimbursed from claims where status in ({','.join('?' * len(COUNTED))}) "
+        "and admitted != '' and reimbursed != ''", COUNTED)
     amounts: dict = defaultdict(lambda: defaultdict(Decimal))
     for month, level, reimbursed in rows:
         amounts[level][month] += Decimal(reimbursed)

@@ -12,12 +12,11 @@ xnh/templates/console/*.html.
 
 `init_app(app)` wires it: Flask-Login, Flask-WTF's CSRFProtect over the whole app (the webhooks, which
 authenticate by signature or accept JSON only, are exempted by blueprint), session cookies Secure
-(CONSOLE_COOKIE_SECURE, env XNH_COOKIE_SECURE; off only for plain-http tests), HttpOnly, SameSite=Lax,
-an idle lifetime of CONSOLE_SESSION_MINUTES (env XNH_SESSION_MINUTES, default 30), and an upload limit
+(CONSOLE_COOKIE_SECURE, from the settings' XNH_COOKIE_SECURE; off only for plain-http tests), HttpOnly,
+SameSite=Lax, an idle lifetime of CONSOLE_SESSION_MINUTES (XNH_SESSION_MINUTES, default 30), and an upload limit
 (CONSOLE_UPLOAD_LIMIT, 50 MB) for the upload address alone: every other request keeps the app's 1 MB.
 Every action a clerk takes is written to the audit log with the clerk's name (`act`).
 """
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,8 +32,8 @@ UPLOAD_ENDPOINTS = {"console.upload"}
 def init_app(app) -> None:
     """Register the console on `app` (after the other blueprints: they are exempted from CSRF here)."""
     cfg = app.config
-    cfg.setdefault("CONSOLE_COOKIE_SECURE", _env_flag("XNH_COOKIE_SECURE", True))
-    cfg.setdefault("CONSOLE_SESSION_MINUTES", int(os.environ.get("XNH_SESSION_MINUTES") or 30))
+    cfg.setdefault("CONSOLE_COOKIE_SECURE", True)
+    cfg.setdefault("CONSOLE_SESSION_MINUTES", 30)
     cfg.setdefault("CONSOLE_UPLOAD_LIMIT", 50 << 20)
     db_path = cfg["DB_PATH"]
     cfg.setdefault("UPLOAD_FOLDER", str(Path(db_path if db_path != ":memory:" else "xnh.db").resolve().parent
@@ -59,9 +58,3 @@ def _upload_limit() -> None:
     if request.endpoint in UPLOAD_ENDPOINTS:
         request.max_content_length = current_app.config["CONSOLE_UPLOAD_LIMIT"]
 
-
-def _env_flag(name: str, default: bool) -> bool:
-    raw = (os.environ.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    return raw not in ("0", "off", "false", "no")

@@ -3,26 +3,26 @@ posted to /console/campaigns/preview as the clerk types, and the rendered previe
 one; without script the 预览 button does the same), send, cancel, resume after a pause, and a campaign's progress, delivery
 counts and failures by reason. The campaigns themselves are xnh/broadcast's (`campaigns.*`), the
 outbox's counts xnh/store/outbox.py's; this module only translates."""
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ... import quiet_hours
+from ...broadcast import campaigns as broadcast
+from ...store import db as store_db
+from ...store import outbox
 from .. import request_db
 from .common import act, bp
 
-DEFAULT_WINDOW = ("21:00", "08:00")
+DEFAULT_WINDOW = quiet_hours.DEFAULT
 CHANNELS = {"sms": "短信", "telegram": "Telegram"}
-
-
-def _campaigns():
-    from ...broadcast import campaigns
-
-    return campaigns
+# what each action button runs: the campaigns function, by name (no lookup by string)
+ACTIONS = {"send": broadcast.send, "cancel": broadcast.cancel, "resume": broadcast.resume}
 
 
 @bp.get("/campaigns")
 @login_required
 def campaigns():
-    return render_template("console/campaigns.html", campaigns=_campaigns().list_campaigns(request_db.get_db()))
+    return render_template("console/campaigns.html", campaigns=broadcast.list_campaigns(request_db.get_db()))
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
@@ -37,9 +37,9 @@ def campaign_new():
     if request.form.get("action") != "create" or error or preview.blockers:
         return render_template("console/campaign_new.html", form=form, channels=CHANNELS, preview=preview,
                                error=error), 200 if request.form.get("action") != "create" else 400
-    db.conn.commit()  # the campaign's own transaction follows (it writes the audit log itself)
+    store_db.finish(db)  # the campaign's own transaction follows (it writes the audit log itself)
     try:
-        campaign_id = _campaigns().create(db, name=form["name"], audience=form["audience"], text=form["text"],
+        campaign_id = broadcast.create(db, name=form["name"], audience=form["audience"], text=form["text"],
                                           channels=tuple(form["channels"]), schedule=form["schedule"] or None,
                                           window=form["window"], actor=current_user.name)
     except ValueError as e:
@@ -59,12 +59,10 @@ def campaign_preview():
 @bp.get("/campaigns/<int:campaign_id>")
 @login_required
 def campaign(campaign_id: int):
-    from ...store import outbox
-
     db = request_db.get_db()
-    c = _campaigns()
     status = _status(db, campaign_id)
-    return render_template("console/campaign.html", c=status, preview=c.preview(db, campaign_id),
+    return render_template("console/campaign.html", c=status,
+                           preview=broadcast.preview(db, campaign_id, current_app.config["SETTINGS"]),
                            counts=outbox.counts(db, campaign_id), failures=outbox.failures(db, campaign_id),
                            campaign_id=campaign_id)
 
@@ -72,29 +70,30 @@ def campaign(campaign_id: int):
 @bp.post("/campaigns/<int:campaign_id>/send")
 @login_required
 def campaign_send(campaign_id: int):
-    return _apply(campaign_id, "send")
+    return _apply(campaign_id, ACTIONS["send"])
 
 
 @bp.post("/campaigns/<int:campaign_id>/cancel")
 @login_required
 def campaign_cancel(campaign_id: int):
-    return _apply(campaign_id, "cancel")
+    return _apply(campaign_id, ACTIONS["cancel"])
 
 
 @bp.post("/campaigns/<int:campaign_id>/resume")
 @login_required
 def campaign_resume(campaign_id: int):
     """Lift a pause (the worker pauses a campaign after a burst of carrier blocks)."""
-    return _apply(campaign_id, "resume")
+    return _apply(campaign_id, ACTIONS["resume"])
 
 
-def _apply(campaign_id: int, action: str):
-    """Send, cancel or resume a campaign (404 when there is none); campaigns.* audits it with the clerk's name."""
+def _apply(campaign_id: int, action):
+    """Run `action` (broadcast.send, cancel or resume) on a campaign (404 when there is none); it audits
+    itself with the clerk's name."""
     db = request_db.get_db()
     _status(db, campaign_id)
-    db.conn.commit()
+    store_db.finish(db)  # the action runs its own transaction
     try:
-        getattr(_campaigns(), action)(db, campaign_id, actor=current_user.name)
+        action(db, campaign_id, actor=current_user.name)
     except ValueError as e:
         return _refused(campaign_id, e)
     return redirect(url_for("console.campaign", campaign_id=campaign_id))
@@ -114,14 +113,14 @@ def _draft(db, form: dict):
     if not form["audience"] or not form["text"]:
         return None, "请填写受众和短信内容。"
     # an unreadable audience or template comes back as a blocker of the preview
-    return _campaigns().draft_preview(db, audience=form["audience"], text=form["text"],
-                                      channels=tuple(form["channels"]), window=form["window"],
-                                      schedule=form["schedule"] or None), None
+    return broadcast.draft_preview(db, audience=form["audience"], text=form["text"],
+                                   channels=tuple(form["channels"]), window=form["window"],
+                                   schedule=form["schedule"] or None, settings=current_app.config["SETTINGS"]), None
 
 
 def _status(db, campaign_id: int) -> dict:
     try:
-        return _campaigns().status(db, campaign_id)
+        return broadcast.status(db, campaign_id)
     except ValueError:  # CampaignError: no such campaign
         abort(404)
 

@@ -5,14 +5,13 @@ from flask import redirect, render_template, request, url_for
 from flask_login import login_required
 
 from ... import clock
-from ...store import db as store_db
-from ...store import stats
+from ...policy_kb.claim_status import COUNTED
+from ...policy_kb.loader import levels
+from ...store import state, stats
 from .. import request_db
 from . import charts
 from .common import bp
 
-LEVELS = {"village": "村卫生室", "township": "乡镇卫生院", "county": "县级医院", "outside_private": "县外民营定点",
-          "city_province": "省地级", "province": "省级医院", "non_designated": "县外非定点"}
 AUDIT_PAGE = 50
 
 
@@ -25,7 +24,7 @@ def root():
 @login_required
 def dashboard():
     db = request_db.get_db()
-    years = [y for (y,) in db.conn.execute("select distinct year from enrollments order by year desc")]
+    years = stats.enrollment_years(db)
     year = request.args.get("year", type=int) or (clock.now().year if clock.now().year in years or not years
                                                    else years[0])
     towns = stats.enrollment_by_township(db, year)
@@ -36,8 +35,13 @@ def dashboard():
         enrollment_chart=charts.hbars([(t["township"], [t["enrolled"], t["unpaid"]]) for t in towns],
                                       ["已参合", "未缴费"], f"{year}年各乡镇参合与未缴费人数", "人"),
         status_chart=charts.hbars([(s["status"], [s["n"]]) for s in status], ["补偿单数"], "补偿单按状态", "单"),
-        money_chart=charts.stacked_columns(money["months"], money["amounts"], "各月补偿金额(按机构级别,审核通过与已拨付)",
-                                           LEVELS, "元"))
+        money_chart=charts.stacked_columns(money["months"], money["amounts"],
+                                           f"各月补偿金额(按机构级别,{'与'.join(COUNTED)})", level_names(), "元"))
+
+
+def level_names() -> dict[str, str]:
+    """Level key → the word county exports write for it (policy_kb/levels.toml's `name`)."""
+    return {key: entry["name"] for key, entry in levels().items()}
 
 
 @bp.get("/audit")
@@ -46,10 +50,7 @@ def audit():
     db = request_db.get_db()
     page = max(request.args.get("page", 1, type=int), 1)
     actor = request.args.get("actor", "").strip()
-    where, params = ("where actor = ?", [actor]) if actor else ("", [])
-    total = db.conn.execute(f"select count(*) from audit_log {where}", params).fetchone()[0]
-    rows = store_db.rows(db, f"select id, at, actor, action, detail from audit_log {where} order by id desc "
-                             "limit ? offset ?", [*params, AUDIT_PAGE, (page - 1) * AUDIT_PAGE])
+    rows, total = state.audit_page(db, actor or None, page, AUDIT_PAGE)
     for row in rows:
         row["detail"] = _detail(row["detail"])
     pages = max(-(-total // AUDIT_PAGE), 1)

@@ -92,7 +92,7 @@ def upload_start(upload_id: str):
     item = _get(db, upload_id)
     if store_uploads.claim_start(db, upload_id):
         act("sync_start", {"upload": upload_id, "file": item["filename"], "kind": item["kind"]})
-        db.conn.commit()  # the thread reads the row on its own connection
+        store_db.finish(db)  # the thread reads the row on its own connection
         start_import(current_app.config["DB_PATH"], item, current_user.name)
     return redirect(url_for("console.upload_page", upload_id=upload_id))
 
@@ -131,8 +131,8 @@ def _run_import(db_path: str, upload_id: str, kind: str, path: str, actor: str) 
 
     def tick(done: int, total: int) -> None:
         if time.monotonic() - last[0] >= PROGRESS_EVERY:
-            store_uploads.progress(db, upload_id, done, total)
-            db.conn.commit()
+            with store_db.writing(db):
+                store_uploads.progress(db, upload_id, done, total)
             last[0] = time.monotonic()
 
     result, error = None, None
@@ -148,14 +148,14 @@ def _run_import(db_path: str, upload_id: str, kind: str, path: str, actor: str) 
         error = f"{e.__class__.__name__}: {e}"
     try:
         store_db.finish(db, failed=True)
-        store_uploads.finish(db, upload_id, result, error)
         detail = {"upload": upload_id, "kind": kind}
         if result is not None:
             detail.update(inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
                           rejected=result.rejected)
-        state.audit(db, actor, "sync_done" if error is None else "sync_failed",
-                    {"via": "console", **detail, **({"error": error} if error else {})})
-        db.conn.commit()
+        with store_db.writing(db):
+            store_uploads.finish(db, upload_id, result, error)
+            state.audit(db, actor, "sync_done" if error is None else "sync_failed",
+                        {"via": "console", **detail, **({"error": error} if error else {})})
     finally:
         db.close()
 

@@ -1,15 +1,15 @@
 """Clerk-written campaign texts: Jinja templates rendered in the sandbox (no attribute tricks, no file
 access), with StrictUndefined so a misspelt field is an error in the preview, not a blank in 50,000 SMS.
 
-Fields per recipient: `name` (masked: 张*三), `amount` (Decimal as text), `year`, `deadline` (12月30日),
-`township`. Filter `yuan` formats money as the bot's replies do.
+Fields per recipient: `name` (masked: 张*三), `amount` (Decimal as text), `year`, `deadline` (the
+contribution deadline of the scheme file in force, e.g. 2026年12月30日), `township`. Filter `yuan` formats money as the bot's replies do.
 """
 from functools import cache
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from ..bot import segments
+from ..providers import segments
 from ..money import yuan
 
 FIELDS = ("name", "amount", "year", "deadline", "township")
@@ -49,7 +49,3 @@ def render(text: str, fields: dict) -> str:
     except Exception as e:  # UndefinedError, SecurityError, a filter's TypeError…: the clerk's template
         raise TemplateProblem(f"模板错误 / template error: {e}") from None
     return out.strip()
-
-
-def parts(text: str) -> int:
-    return segments.count(text).segments

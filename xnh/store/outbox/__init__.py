@@ -1,0 +1,45 @@
+"""One outbox for every message that leaves: broadcasts, payment notices, clerks' answers to tickets.
+Every write to the `outbox` table (and to `delivery_events`, `bad_numbers`, `rate_buckets`) lives in
+this package, one module a concern:
+
+    queueing.py   a clerk's answer (commits), a campaign's recipients, a campaign's cancellation
+    claims.py     what the worker writes: claiming due rows with their send slots, each attempt's outcome
+    delivery.py   delivery callbacks (delivery_events), bad numbers, skipping an opted-out number's rows
+    payments.py   payment notices derived from the claim history after a sync
+    reads.py      counts, failures, stale claims, the backlog's age
+    statuses.py   the row statuses, kinds and priorities
+
+    from xnh.store import outbox
+    outbox.queue_reply(db, channel="sms", recipient="13800009001", text="…", ref="ticket:12")  # → row id
+    outbox.derive_payment_notices(db)          # after a sync: the number queued
+    outbox.counts(db, campaign_id)             # {"pending": 120, "delivered": 3000, …}
+    outbox.failures(db, campaign_id)           # {"bad number": 4, "opted out": 2, …}
+
+The table is the truth (GOV.UK Notify's habit): a worker only claims rows from it, and every outcome is
+written back to the row. A row is unique per (campaign, recipient, channel), or per (kind, ref,
+recipient, channel) outside campaigns. Its status only moves forward:
+
+    pending ─> claimed (worker, lease_until) ─> submitted (provider_sid) ─> sent ─> delivered | undelivered | failed
+       │          └─> retry_wait (next_attempt_at, attempts) ─> claimed …      └─> failed (never submitted)
+       └─> skipped (reason: opted out, bad number, old payment, …) | cancelled
+
+A row still `claimed` after its lease was claimed by a worker that died before recording the outcome:
+it may or may not have been sent, so it is left for a clerk (campaign status lists it) and never resent.
+
+Priority: 0 a clerk's answer to a person's own question, 1 a payment notice, 2 a broadcast; the worker
+takes lower numbers first. Recipients are phones ("13800009001") for SMS and "tg:<chat id>" for Telegram.
+The writes run inside the caller's transaction (`store.db.writing`) unless a function says it commits.
+"""
+from .claims import (LEASE, SAFETY, Unsendable, claim, due_soon, mark_failed, mark_retry, mark_submitted,
+                     reserve)
+from .delivery import mark_bad_number, recent_error_codes, record_delivery, skip_opted_out
+from .payments import derive_payment_notices, payment_text, queue_payment, queue_payments_from
+from .queueing import cancel_waiting, queue_campaign, queue_reply
+from .reads import counts, failures, json_fields, oldest_due_age, stale_claims
+from .statuses import NOT_DELIVERED, PRIORITY, STATUSES, WAITING, OutboxError
+
+__all__ = ["LEASE", "SAFETY", "Unsendable", "claim", "due_soon", "mark_failed", "mark_retry", "mark_submitted",
+           "reserve", "mark_bad_number", "recent_error_codes", "record_delivery", "skip_opted_out",
+           "derive_payment_notices", "payment_text", "queue_payment", "queue_payments_from", "cancel_waiting",
+           "queue_campaign", "queue_reply", "counts", "failures", "json_fields", "oldest_due_age", "stale_claims",
+           "NOT_DELIVERED", "PRIORITY", "STATUSES", "WAITING", "OutboxError"]
