@@ -141,7 +141,7 @@ def _interrupt(signum, frame):
 
 def _logging() -> None:
     logging.getLogger().setLevel(logging.INFO)
-    for noisy in ("httpx", "telegram", "apscheduler"):
+    for noisy in ("httpx", "telegram", "apscheduler", "twilio"):  # twilio logs every request at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("xnh").setLevel(logging.INFO)
     logging.getLogger("waitress").setLevel(logging.INFO)

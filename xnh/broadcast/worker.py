@@ -49,18 +49,30 @@ class _Pacer:
     within LATE seconds of a slot the shared bucket gave it, and never closer to the previous one than
     that one's segments allow. A send that would go later than LATE past its slot (the process ran late)
     takes a new slot from the bucket (outbox.reserve) instead: another worker may be sending in the old
-    one's place."""
+    one's place. The row is claimed already, so a database fault while reserving is waited out (`on_fault`
+    told each time), never a reason to drop the row."""
 
     LATE = 0.01
 
-    def __init__(self, channel: str, rate: float, db):
-        self.channel, self.rate, self.db = channel, rate, db
+    def __init__(self, channel: str, rate: float, db, on_fault=None):
+        self.channel, self.rate, self.db, self.on_fault = channel, rate, db, on_fault
         self.gap, self.next = 1.0 / (rate * outbox.SAFETY), 0.0
+
+    def _reserve(self, parts: int) -> float:
+        wait = FAULT_BACKOFF
+        while True:
+            try:
+                return outbox.reserve(self.db, self.channel, parts, self.rate, now=max(time.time(), self.next))
+            except sqlite3.OperationalError as e:
+                if self.on_fault:
+                    self.on_fault(e)
+                time.sleep(wait)
+                wait = min(FAULT_BACKOFF_MAX, wait * 2)
 
     def wait(self, slot: float, parts: int) -> None:
         while True:
             if slot < self.next - 1e-6 or time.time() > slot + self.LATE:
-                slot = outbox.reserve(self.db, self.channel, parts, self.rate, now=max(time.time(), self.next))
+                slot = self._reserve(parts)
             delay = slot - time.time()
             if delay > 0:
                 time.sleep(delay)
@@ -131,7 +143,7 @@ class Worker:
         if "sms" not in self.rates:
             logger.info("no Twilio credentials and sender: SMS wait in the outbox")
         self.db = store_db.open_db(self.path)
-        self.pacers = {c: _Pacer(c, r, self.db) for c, r in self.rates.items()}
+        self.pacers = {c: _Pacer(c, r, self.db, self._fault) for c, r in self.rates.items()}
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="xnh-send")
         # answers are written by one thread, many to a transaction, so sending threads never wait for SQLite
         self._recorder = threading.Thread(target=self._record_results, name="xnh-record", daemon=True)
@@ -205,6 +217,11 @@ class Worker:
         except sqlite3.Error as e:
             logger.warning("outbound sender %s: heartbeat not written: %s", self.id, e)
 
+    def _fault(self, error: Exception) -> None:
+        reason = store_db.explain(error, self.path)
+        self.health.fault(reason)
+        logger.warning("outbound sender %s: %s; trying again", self.id, reason)
+
     def _due_soon(self) -> bool:
         return outbox.due_soon(self.db, list(self.rates), within=RETRY_SOON)
 
@@ -267,9 +284,8 @@ class Worker:
                         self._apply(db, row, result)
                 return
             except sqlite3.OperationalError as e:
-                reason = store_db.explain(e, self.path)
-                self.health.fault(reason)
-                logger.warning("recording %d answers failed (%s); again in %.1f s", len(batch), reason, wait)
+                self._fault(e)
+                logger.warning("recording %d answers: again in %.1f s", len(batch), wait)
                 time.sleep(wait)
                 wait = min(FAULT_BACKOFF_MAX, wait * 2)
             except Exception:

@@ -192,7 +192,11 @@ def begin_write(db: Database) -> None:
     db.conn.execute("BEGIN")
     # a write statement on main takes main's write lock, even one that changes no row (checked with a
     # second connection: its BEGIN IMMEDIATE then waits)
-    db.conn.execute("DELETE FROM main.processed_messages WHERE 0")
+    try:
+        db.conn.execute("DELETE FROM main.processed_messages WHERE 0")
+    except BaseException:  # not taken (locked, full…): no transaction is left open behind the error
+        db.conn.rollback()
+        raise
 
 
 @contextlib.contextmanager
