@@ -313,3 +313,30 @@ def test_a_standalone_worker_ends_with_one_line_on_a_fault(tmp_path):
     holder.join(10)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "locked" in done.stderr
+
+
+def test_messages_behind_one_stuck_on_the_lock_are_refused_without_waiting_their_turn(db, tmp_path):
+    path = str(tmp_path / "test.db")
+    taken = threading.Event()
+    holder = _hold_exclusive(path, 6.0, taken)
+    assert taken.wait(10)
+    first: list = []
+
+    def stuck():
+        try:
+            with store_db.message_db(path) as conn:
+                store_db.begin_write(conn)
+        except sqlite3.OperationalError as e:
+            first.append(e)
+
+    thread = threading.Thread(target=stuck)
+    thread.start()
+    time.sleep(1.5)  # the first message has held the message lock past STUCK, waiting for SQLite's
+    with pytest.raises(store_db.Busy, match="the message before this one has waited"):
+        with store_db.message_db(path):
+            pass
+    thread.join(10)
+    holder.join(10)
+    assert first and "locked" in str(first[0])
+    with store_db.message_db(path) as conn:  # negative row: the lock gone, a message has the database
+        store_db.begin_write(conn)

@@ -16,8 +16,9 @@ every attached file): `begin_write` takes the service file's alone.
 
 Messages are answered one at a time per process, each as one unit of work on one shared connection
 (`message_db`), which waits at most MESSAGE_WAIT seconds in all (for the process's message lock, then for
-SQLite's write lock) before it gives up with `Busy`: the SMS webhook then answers 503 with Retry-After
-well inside Twilio's 15 s. The outbound worker never takes the message lock. Everything else (health checks, delivery callbacks, the simulator page) reads and
+SQLite's write lock) before it gives up with `Busy`, and at once when the message ahead of it has held
+the message lock STUCK seconds (it is waiting for a lock another process holds): the SMS webhook then
+answers 503 with Retry-After well inside Twilio's 15 s, and the WSGI threads are free for the next ones. The outbound worker never takes the message lock. Everything else (health checks, delivery callbacks, the simulator page) reads and
 writes on the calling thread's own connection (`thread_db`). Those are opened without re-running
 the migrations, which `open_db` applies (the app factory calls it once).
 """
@@ -43,6 +44,9 @@ _message_dbs: dict[str, Database] = {}
 MMAP_BYTES = 256 << 20
 BUSY_MS = 5000  # every connection waits this long for SQLite's write lock ...
 MESSAGE_WAIT = 4.0  # ... but a message at most this long in all, for the message lock and SQLite's
+STUCK = 1.0  # a message holding the message lock this long is waiting for SQLite's: the file is locked
+_LOOK = 0.25  # how often a message waiting for the message lock looks whether its holder is stuck
+_held_since = [0.0]  # when the message lock was taken (0: free)
 
 
 class Busy(sqlite3.OperationalError):
@@ -250,8 +254,8 @@ def message_db(path: str, wait: float = MESSAGE_WAIT):
     in WAL mode a commit on one connection empties the page cache of every other connection to the
     file (on this machine the gain was within the noise of bench/load.py)."""
     started = time.monotonic()
-    if not WRITES.acquire(timeout=wait):
-        raise Busy(f"database is locked (another message held it for {wait:g} s)")
+    _take_writes(started, wait)
+    _held_since[0] = time.monotonic()
     try:
         db = _message_dbs.get(path)
         if db is None:
@@ -271,7 +275,20 @@ def message_db(path: str, wait: float = MESSAGE_WAIT):
                 db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
         finish(db)
     finally:
+        _held_since[0] = 0.0
         WRITES.release()
+
+
+def _take_writes(started: float, wait: float) -> None:
+    """Take WRITES within `wait` seconds of `started`, or raise Busy; raise it at once when the message
+    holding WRITES has held it STUCK seconds (it waits for SQLite's lock, which another process holds: the
+    messages behind it would only wait their whole time in turn, and WSGI threads with them)."""
+    while not WRITES.acquire(timeout=_LOOK):
+        now = time.monotonic()
+        held = _held_since[0]
+        if now - started >= wait or (held and now - held >= STUCK):
+            raise Busy(f"database is locked (the message before this one has waited {now - held:.1f} s for it)"
+                       if held else f"database is locked (waited {wait:g} s)")
 
 
 def finish(db: Database, failed: bool = False) -> None:
