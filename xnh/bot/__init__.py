@@ -1,3 +1,4 @@
 """Channel adapters only: Twilio SMS (`sms.py`), Telegram (`telegram_bot.py`), the web simulator
-(`web.py`), SMS part counting (`segments.py`) and the request's database connection (`request_db.py`).
-Each one verifies, decodes, builds a Message, calls `respond()` and encodes the Reply."""
+(`web.py`), the request's database connection (`request_db.py`) and the clerks' console (`console/`).
+Each one verifies, decodes, builds a Message, calls `respond()` and encodes the Reply. SMS part counting is
+the providers' (`xnh/providers/segments.py`)."""

@@ -16,7 +16,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-CLAIM_STATUSES = ("已受理", "审核中", "审核通过", "已拨付", "未通过")
+from ..policy_kb import claim_status
+
+CLAIM_STATUSES = claim_status.STATUSES
 _YEAR = re.compile(r"(19|20)\d\d")
 _NAME = re.compile(r"[^\s=]{1,40}")
 NAMES = ("enrolled", "unpaid", "township", "village", "category", "claim_status", "claim_days")
