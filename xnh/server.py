@@ -148,17 +148,20 @@ def _logging() -> None:
 
 
 class ServerThread:
-    """`app` on waitress in a background thread, for tests and benchmarks:
+    """`app` on waitress in a background thread, for tests and benchmarks (the constructor starts
+    nothing; entering binds the port and serves):
 
         with ServerThread(create_app(...)) as url: ...
     """
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 4):
-        self.server = make_server(app, host, port, threads)
-        self.url = f"http://{host}:{self.server.effective_port}"
-        self._thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
+        self.app, self.host, self.port, self.threads = app, host, port, threads
+        self.server = self.url = self._thread = None
 
     def __enter__(self) -> str:
+        self.server = make_server(self.app, self.host, self.port, self.threads)
+        self.url = f"http://{self.host}:{self.server.effective_port}"
+        self._thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
         self._thread.start()
         return self.url
 

@@ -11,6 +11,7 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from .. import demo
+from ..store import county
 from ..store import db as store_db
 from ..handlers.router import respond
 from ..message import Message
@@ -58,10 +59,8 @@ def simulate():
 
 def demo_phones(db, limit: int = DEMO_PHONES) -> list[dict]:
     """[{phone, label}] for the first households' phones, labelled with a masked name (户主 first)."""
-    rows = db.execute("select phone, name, relation from members where phone is not null and phone != '' "
-                      "order by household_id, relation != '户主', member_id limit ?", [limit * 4])
     found = {}
-    for phone, name, relation in rows:
+    for phone, name, relation in county.phones(db, limit * 4):
         if phone not in found and len(found) < limit:
             found[phone] = f"{'户主 ' if relation == '户主' else ''}{mask_name(name)}"
     return [{"phone": phone, "label": label} for phone, label in found.items()]

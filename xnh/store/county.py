@@ -46,3 +46,9 @@ def reimbursed_this_year(db: Database, member_id: str, year: int) -> dict:
         if kind:
             totals[kind] += Decimal(r["reimbursed"] or "0")
     return totals
+
+
+def phones(db: Database, limit: int) -> list[tuple]:
+    """(phone, name, relation) of the first `limit` members with a phone, by household, householder first."""
+    return db.execute("select phone, name, relation from members where phone is not null and phone != '' "
+                      "order by household_id, relation != '户主', member_id limit ?", [limit]).fetchall()
