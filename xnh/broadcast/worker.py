@@ -11,7 +11,8 @@ thread writes the answers back, many to a short transaction (outcomes.py carries
 `classify` says) ─> later, the provider's delivery callbacks (POST /sms/status) move the rows on.
 
 The worker never takes the process's message lock (store.db.WRITES): a message waits for nobody but
-SQLite's own write lock, which the worker holds for milliseconds at a time. A worker killed between
+SQLite's own write lock, which the worker holds for milliseconds at a time. The worker's own threads take
+turns on a lock of their own (`Worker.writes`). A worker killed between
 sending and recording leaves its rows `claimed`; nothing is resent, and `xnh broadcast status` lists them.
 Without SMS credentials SMS rows wait; without a Telegram token Telegram rows are skipped with a reason.
 A demo database never sends. Each good round is a heartbeat (kept in memory, and every HEARTBEAT_EVERY
@@ -54,15 +55,16 @@ class _Pacer:
 
     LATE = 0.01
 
-    def __init__(self, channel: str, rate: float, db, on_fault=None):
-        self.channel, self.rate, self.db, self.on_fault = channel, rate, db, on_fault
+    def __init__(self, channel: str, rate: float, db, lock, on_fault=None):
+        self.channel, self.rate, self.db, self.lock, self.on_fault = channel, rate, db, lock, on_fault
         self.gap, self.next = 1.0 / (rate * outbox.SAFETY), 0.0
 
     def _reserve(self, parts: int) -> float:
         wait = FAULT_BACKOFF
         while True:
             try:
-                return outbox.reserve(self.db, self.channel, parts, self.rate, now=max(time.time(), self.next))
+                with self.lock:
+                    return outbox.reserve(self.db, self.channel, parts, self.rate, now=max(time.time(), self.next))
             except sqlite3.OperationalError as e:
                 if self.on_fault:
                     self.on_fault(e)
@@ -135,6 +137,9 @@ class Worker:
         self.results: queue.Queue = queue.Queue()
         self._campaigns: dict[int, tuple] = {}
         self._beat_at = 0.0
+        # this worker's own threads (the dispatcher, the recorder) write one at a time, handing over at once
+        # rather than sleeping in SQLite's busy handler; messages never wait on it
+        self.writes = threading.Lock()
 
     def start(self) -> "Worker":
         """Open the database and start the sending threads and the thread that records answers."""
@@ -143,7 +148,7 @@ class Worker:
         if "sms" not in self.rates:
             logger.info("no Twilio credentials and sender: SMS wait in the outbox")
         self.db = store_db.open_db(self.path)
-        self.pacers = {c: _Pacer(c, r, self.db, self._fault) for c, r in self.rates.items()}
+        self.pacers = {c: _Pacer(c, r, self.db, self.writes, self._fault) for c, r in self.rates.items()}
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="xnh-send")
         # answers are written by one thread, many to a transaction, so sending threads never wait for SQLite
         self._recorder = threading.Thread(target=self._record_results, name="xnh-record", daemon=True)
@@ -189,8 +194,9 @@ class Worker:
 
     def round(self) -> int:
         """Claim what is due now and hand it to the sending threads; the number claimed."""
-        rows = outbox.claim(self.db, self.id, rates=self.rates, prepare=self._prepare, horizon=HORIZON,
-                            lease=self.settings.worker_lease)
+        with self.writes:
+            rows = outbox.claim(self.db, self.id, rates=self.rates, prepare=self._prepare, horizon=HORIZON,
+                                lease=self.settings.worker_lease)
         self.health.heartbeat, self.health.state = time.time(), "running"
         self._beat("running")
         for row in sorted(rows, key=lambda r: r["slot"]):  # this thread paces; the pool sends
@@ -211,7 +217,7 @@ class Worker:
             return
         self._beat_at = now
         try:
-            with store_db.writing(self.db):
+            with self.writes, store_db.writing(self.db):
                 senders.beat(self.db, self.id, state=state, started_at=self.health.started, sent=self.sent,
                              error=self.health.last_error if state != "running" else None)
         except sqlite3.Error as e:
@@ -279,7 +285,7 @@ class Worker:
         wait = FAULT_BACKOFF
         while batch:
             try:
-                with store_db.writing(db):
+                with self.writes, store_db.writing(db):
                     for row, result in batch:
                         self._apply(db, row, result)
                 return
