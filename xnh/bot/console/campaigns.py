@@ -15,8 +15,6 @@ from .common import act, bp
 
 DEFAULT_WINDOW = quiet_hours.DEFAULT
 CHANNELS = {"sms": "短信", "telegram": "Telegram"}
-# what each action button runs: the campaigns function, by name (no lookup by string)
-ACTIONS = {"send": broadcast.send, "cancel": broadcast.cancel, "resume": broadcast.resume}
 
 
 @bp.get("/campaigns")
@@ -70,20 +68,20 @@ def campaign(campaign_id: int):
 @bp.post("/campaigns/<int:campaign_id>/send")
 @login_required
 def campaign_send(campaign_id: int):
-    return _apply(campaign_id, ACTIONS["send"])
+    return _apply(campaign_id, broadcast.send)
 
 
 @bp.post("/campaigns/<int:campaign_id>/cancel")
 @login_required
 def campaign_cancel(campaign_id: int):
-    return _apply(campaign_id, ACTIONS["cancel"])
+    return _apply(campaign_id, broadcast.cancel)
 
 
 @bp.post("/campaigns/<int:campaign_id>/resume")
 @login_required
 def campaign_resume(campaign_id: int):
     """Lift a pause (the worker pauses a campaign after a burst of carrier blocks)."""
-    return _apply(campaign_id, ACTIONS["resume"])
+    return _apply(campaign_id, broadcast.resume)
 
 
 def _apply(campaign_id: int, action):
