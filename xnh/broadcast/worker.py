@@ -150,6 +150,8 @@ class Worker:
         self.db = store_db.open_db(self.path)
         self.pacers = {c: _Pacer(c, r, self.db, self.writes, self._fault) for c, r in self.rates.items()}
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="xnh-send")
+        for future in [self.pool.submit(self._warm) for _ in range(self.threads)]:
+            future.result()  # each sending thread's client made before the first paced send
         # answers are written by one thread, many to a transaction, so sending threads never wait for SQLite
         self._recorder = threading.Thread(target=self._record_results, name="xnh-record", daemon=True)
         self._recorder.start()
@@ -222,6 +224,11 @@ class Worker:
                              error=self.health.last_error if state != "running" else None)
         except sqlite3.Error as e:
             logger.warning("outbound sender %s: heartbeat not written: %s", self.id, e)
+
+    def _warm(self) -> None:
+        for sender in self.senders.values():
+            if sender.configured and hasattr(sender, "warm"):
+                sender.warm()
 
     def _fault(self, error: Exception) -> None:
         reason = store_db.explain(error, self.path)

@@ -19,6 +19,10 @@ class TelegramSender:
     def configured(self) -> bool:
         return bool(self.token)
 
+    def warm(self) -> None:
+        """Import python-telegram-bot's Bot now, not during the first paced send."""
+        from telegram import Bot  # noqa: F401
+
     def send(self, row: dict) -> Result:
         from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 

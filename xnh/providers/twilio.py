@@ -67,6 +67,11 @@ class TwilioSender:
     def configured(self) -> bool:
         return bool(self.sid and self.token and (self.from_ or self.service))
 
+    def warm(self) -> None:
+        """Build this thread's client and import its Messages API now, not during the first paced send
+        (tens of ms): a late first message would arrive bunched with the next one."""
+        self._client().messages  # noqa: B018 - twilio imports its API modules on first attribute access
+
     def _client(self):
         client = getattr(self._local, "client", None)
         if client is None:
