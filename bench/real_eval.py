@@ -125,8 +125,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XNH_DB"] = str(Path(tmp) / "x.db")
         from xnh.cli import _answering_db
+        from xnh.settings import Settings
 
-        db = _answering_db()
+        db = _answering_db(Settings.from_env())
         for path in args.files or DEFAULT_SETS:
             passed, total, kinds = score(path, db, args.v)
             shares = ", ".join(f"{k} {v}" for k, v in kinds.most_common())
