@@ -144,7 +144,7 @@ def test_outpatient_properties(total, more, already):
 # -- the data files: a broken file is an error naming the file and the key ---------------------------
 
 def _broken(tmp_path, text_from, text_to):
-    src = loader.KB_DIR / "schemes" / "ncms_2010.toml"
+    src = loader.DEMO_DIR / "schemes" / "ncms_2010.toml"
     path = tmp_path / "ncms_2010.toml"
     text = src.read_text(encoding="utf-8")
     assert text_from in text
@@ -177,17 +177,13 @@ def test_shipped_scheme_files_load():
 
 
 @pytest.fixture
-def tmp_kb(tmp_path, monkeypatch):
-    """A copy of policy_kb's data in tmp_path, read instead of the shipped one."""
+def tmp_kb(tmp_path):
+    """A copy of the demo county's policy directory in tmp_path, read instead of the shipped one."""
     kb = tmp_path / "kb"
-    shutil.copytree(loader.KB_DIR, kb, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    monkeypatch.setattr(loader, "KB_DIR", kb)
-    monkeypatch.setattr(hospitals, "KB_DIR", kb)
-    for f in (loader.levels, hospitals.hospitals):
-        f.cache_clear()
+    shutil.copytree(loader.DEMO_DIR, kb)
+    loader.use_county(kb)
     yield kb
-    for f in (loader.levels, hospitals.hospitals):
-        f.cache_clear()
+    loader.use_county(None)
 
 
 @pytest.mark.parametrize("file, text_from, text_to, words", [

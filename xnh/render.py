@@ -6,6 +6,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from .message import Reply
+from .policy_kb.loader import county
 from .money import percent, yuan
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -42,7 +43,7 @@ def template_name(template: str, channel: str) -> str:
 def render(reply: Reply, channel: str) -> str:
     """The reply's words for `channel`; falls back to the SMS template when a channel has none."""
     name = template_name(reply.template, channel)
-    text = env().get_template(name).render(**reply.data)
+    text = env().get_template(name).render(county=county(), **reply.data)  # the county's own names (county.toml)
     return _tidy(text, joiner="" if name.startswith("sms/") else "\n")
 
 

@@ -54,6 +54,7 @@ class Settings:
     secret_key: str | None = _env("XNH_SECRET_KEY", "the console's session key", default=None)
     cookie_secure: bool = _env("XNH_COOKIE_SECURE", "Secure session cookie", default=True)
     session_minutes: int = _env("XNH_SESSION_MINUTES", "the console's idle timeout", default=30)
+    policy_dir: str | None = _env("XNH_POLICY_DIR", "the county's policy directory", default=None)
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -127,6 +128,12 @@ def display(value) -> str:
 def variables() -> dict[str, str]:
     """Every variable's name → its default, as the README writes it."""
     return {f.metadata["env"]: display(f.default) for f in dataclasses.fields(Settings)}
+
+
+def live_policy_dir() -> str:
+    """XNH_POLICY_DIR as the environment holds it (read where the policy is first loaded; tests switch
+    counties with policy_kb.loader.use_county, not the environment)."""
+    return os.environ.get("XNH_POLICY_DIR", "").strip()
 
 
 def live_today() -> str:

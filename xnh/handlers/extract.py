@@ -5,12 +5,11 @@ Numbers are found as spans first, then each span is converted by cn2an ("smart" 
 3千, 一万二, 1.2万, 两万五, 1万5); spans that are ages, days, dates, phone or ID numbers are skipped.
 """
 import re
-from functools import cache, lru_cache
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from ..policy_kb import concepts, hospitals
-from ..policy_kb.loader import levels
+from ..policy_kb.loader import county_cached, levels
 
 _CN_DIGITS = "零〇一二两三四五六七八九"
 _CN_UNITS = "十百千万亿"
@@ -121,7 +120,7 @@ class Facts:
     you_pay: bool = False  # asks what the patient pays (自己要掏多少): the reply names total − reimbursed
 
 
-@lru_cache(maxsize=4096)
+@county_cached(maxsize=4096)
 def _to_number(span: str) -> Decimal | None:
     """'3,000' → 3000, '3千2' → 3200, '1.2万' → 12000, '8k' → 8000, '3k5' → 3500; None when it is no number.
     Cached: people write amounts in few ways (三千, 两万五, 1.2万), and cn2an takes ~30 µs a numeral."""
@@ -235,12 +234,12 @@ def _level_from_words(text: str) -> str | None:
     return best[0] if best else None
 
 
-@cache
+@county_cached
 def _level_of_word() -> dict[str, str]:
     return {w: key for key, entry in levels().items() for w in entry["words"]}
 
 
-@cache
+@county_cached
 def _fallbacks() -> dict[str, str]:
     """Level → the level it refines (province → city_province), or itself."""
     return {k: v.get("fallback", k) for k, v in levels().items()}
@@ -308,7 +307,7 @@ def place_only(f: "Facts") -> bool:
     return len(re.findall(r"[\u4e00-\u9fff]", rest)) <= PLACE_REST
 
 
-@cache
+@county_cached
 def _level_words() -> tuple:
     """Every level word, longest first (so 乡镇卫生院 goes before 卫生院)."""
     return tuple(sorted((w for entry in levels().values() for w in entry["words"]), key=len, reverse=True))

@@ -2,14 +2,13 @@
 sender's phone or proven with `查询 身份证号 姓名`. Names and numbers are masked in every reply."""
 import re
 from decimal import Decimal
-from functools import cache
 
 from .. import idnumber
 from ..store import county
 from ..store import state as store
 from ..store.state import Conversation
 from ..message import Reply
-from ..policy_kb.loader import KB_DIR, read_toml
+from ..policy_kb.loader import county_cached, county_dir, read_toml
 from ..policy_kb.schemes import scheme_for
 from ..privacy import mask_name
 from .context import Context
@@ -22,9 +21,9 @@ _NOT_NAME = re.compile(
     r"报销|参合|合作医疗|新农合|情况|进度|结果|谢谢|你好|您好|我的|我是|我们|我|是|的|和|还有")
 
 
-@cache
+@county_cached
 def _steps() -> dict:
-    return read_toml(KB_DIR / "claim_steps.toml")
+    return read_toml(county_dir() / "claim_steps.toml")
 
 
 def parse_identity(text: str) -> tuple[str, str | None] | None:

@@ -2,9 +2,8 @@
 control characters out, and voice-input homophones of domain words repaired through pinyin."""
 import re
 import unicodedata
-from functools import cache
 
-from ..policy_kb.loader import KB_DIR, read_toml
+from ..policy_kb.loader import KB_DIR, county_cached, read_toml
 from ..policy_kb.sounds import sound as _sound
 
 MAX_LEN = 500  # longer messages are cut: no real question needs more, and work stays bounded
@@ -17,21 +16,21 @@ _NUMERAL = re.compile(r"[零〇一二两三四五六七八九十百千万亿几]
 _FUNCTION = frozenset("不的了是在有和也就都还没吗呢吧啊")
 
 
-@cache
+@county_cached
 def _opencc():
     import opencc
 
     return opencc.OpenCC("t2s")
 
 
-@cache
+@county_cached
 def _homophones() -> dict:
     """Toneless pinyin tuple → domain word, for each word of policy_kb/vocabulary.toml."""
     words = read_toml(KB_DIR / "vocabulary.toml")["words"]
     return {tuple(_sound(c) for c in w): w for w in sorted(words, key=len)}
 
 
-@cache
+@county_cached
 def _shape() -> tuple[tuple[int, ...], frozenset]:
     """The word lengths, longest first, and the sounds a word can start with."""
     table = _homophones()

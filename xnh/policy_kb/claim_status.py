@@ -5,9 +5,9 @@
     PAID       the one status that means the money went out (a payment notice is queued)
     CLOSED     the claim moves no further (a household's claims list follows the others across New Year)
 """
-from .loader import KB_DIR, read_toml
+from .loader import county_dir, read_toml
 
-_STEPS = read_toml(KB_DIR / "claim_steps.toml")["status"]
+_STEPS = read_toml(county_dir() / "claim_steps.toml")["status"]  # the export contract: read once, at import
 
 STATUSES: tuple[str, ...] = tuple(_STEPS)
 COUNTED: tuple[str, ...] = tuple(s for s, v in _STEPS.items() if v.get("counted"))

@@ -9,9 +9,8 @@ rules are known, or treat a hospital there as outside the county.
 """
 import re
 from dataclasses import dataclass
-from functools import cache, lru_cache
 
-from .loader import KB_DIR, KBError, read_toml
+from .loader import KB_DIR, KBError, county, county_cached, county_dir, read_toml
 from .places import places
 
 DIMENSIONS = ("scheme", "place", "care", "group", "action", "attr")
@@ -45,29 +44,35 @@ class Found:
         return frozenset(c.split(":", 1)[0] for c in self.concepts)
 
 
-@cache
+@county_cached
 def lexicon() -> dict[str, tuple[str, ...]]:
     """Word → the concepts it sets (its own first, then those it implies), from concepts.toml."""
     return {w: said + tuple(k for k in also if k not in said) for w, (said, also) in _entries().items()}
 
 
-@cache
+@county_cached
 def _entries() -> dict[str, tuple[tuple, tuple]]:
-    """Word → (the concepts it names, the concepts they imply through `also`)."""
-    path = KB_DIR / "concepts.toml"
-    raw = read_toml(path)
+    """Word → (the concepts it names, the concepts they imply through `also`): the product's lexicon,
+    the county's own words (its concepts.toml, if any) and its names as 本地."""
     said: dict[str, list[str]] = {}
     also: dict[str, list[str]] = {}
-    for dimension, values in raw.items():
-        if dimension == GUARDS:
-            continue
-        if dimension not in DIMENSIONS:
-            raise KBError(f"{path.name}: unknown dimension {dimension!r}")
-        for value, entry in values.items():
-            for written in entry.get("words", []):
-                for word in spellings(written):
-                    said.setdefault(word, []).append(f"{dimension}:{value}")
-                    also.setdefault(word, []).extend(entry.get("also", []))
+    own = county()
+    tables = [(KB_DIR / "concepts.toml", read_toml(KB_DIR / "concepts.toml")),
+              (None, {"place": {"local": {"words": [own["name"], own["short"], *own["aliases"]]}}})]
+    extra = county_dir() / "concepts.toml"
+    if extra.exists():
+        tables.append((extra, read_toml(extra)))
+    for path, raw in tables:
+        for dimension, values in raw.items():
+            if dimension == GUARDS:
+                continue
+            if dimension not in DIMENSIONS:
+                raise KBError(f"{path.name if path else 'county.toml'}: unknown dimension {dimension!r}")
+            for value, entry in values.items():
+                for written in entry.get("words", []):
+                    for word in spellings(written):
+                        said.setdefault(word, []).append(f"{dimension}:{value}")
+                        also.setdefault(word, []).extend(entry.get("also", []))
     return {w: (tuple(dict.fromkeys(said[w])), tuple(dict.fromkeys(also[w]))) for w in said}
 
 
@@ -83,7 +88,7 @@ def spellings(word: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-@cache
+@county_cached
 def guards() -> dict[str, tuple[str, ...]]:
     """Lexicon word → the partner words one of which must be in the message for it to count."""
     raw = read_toml(KB_DIR / "concepts.toml").get(GUARDS, {})
@@ -102,14 +107,18 @@ def _unguarded(span: Span, text: str) -> bool:
     return any(p in rest for p in partners)
 
 
-@cache
+@county_cached
 def labels() -> dict[str, str]:
-    """'dimension:value' → the word a reply uses for it."""
-    raw = read_toml(KB_DIR / "concepts.toml")
-    return {f"{d}:{v}": e.get("label", v) for d, values in raw.items() if d != GUARDS for v, e in values.items()}
+    """'dimension:value' → the word a reply uses for it (the product's concepts, then the county's own)."""
+    out = {}
+    extra = county_dir() / "concepts.toml"
+    for path in (KB_DIR / "concepts.toml", *([extra] if extra.exists() else [])):
+        raw = read_toml(path)
+        out.update({f"{d}:{v}": e.get("label", v) for d, values in raw.items() if d != GUARDS for v, e in values.items()})
+    return out
 
 
-@cache
+@county_cached
 def _automaton():
     import ahocorasick
 
@@ -155,7 +164,7 @@ def _illnesses(text: str, taken: list) -> list:
     return out
 
 
-@lru_cache(maxsize=2048)  # a message is read by the router, the estimate's hospital check and understand()
+@county_cached(maxsize=2048)  # a message is read by the router, the estimate's hospital check and understand()
 def find(text: str) -> Found:
     """The concepts of a normalised message: longest matches first, no two overlapping."""
     if not text:

@@ -8,12 +8,11 @@ counts as outside the county only when it carries the name of another real place
 """
 import re
 from dataclasses import dataclass
-from functools import cache
 
 from rapidfuzz import fuzz
 
 from . import concepts
-from .loader import KB_DIR, KBError, levels, read_toml, require
+from .loader import KBError, county, county_cached, county_dir, levels, read_toml, require
 from .sounds import sounds
 
 SUFFIX = re.compile(r"(?:医院|卫生院|保健院|卫生室|卫生所|医学院附院)")
@@ -31,10 +30,10 @@ class Hospital:
     level: str
 
 
-@cache
+@county_cached
 def hospitals() -> tuple[tuple[str, Hospital], ...]:
     """(written form, hospital) for every name and alias, longest first."""
-    path = KB_DIR / "hospitals.toml"
+    path = county_dir() / "hospitals.toml"
     rows = require(read_toml(path), "hospitals", path.name, list)
     known = levels()
     out = []
@@ -48,17 +47,17 @@ def hospitals() -> tuple[tuple[str, Hospital], ...]:
     return tuple(sorted(out, key=lambda p: -len(p[0])))
 
 
-@cache
+@county_cached
 def _generic_words() -> frozenset:
     return frozenset(w for entry in levels().values() for w in entry["words"])
 
 
-@cache
+@county_cached
 def _forms() -> frozenset:
     return frozenset(form for form, _ in hospitals())
 
 
-@cache
+@county_cached
 def _bare_aliases() -> tuple[tuple[str, Hospital], ...]:
     """Aliases that do not end like a hospital (县人医, 市一院): matched exactly, not fuzzily."""
     return tuple((form, h) for form, h in hospitals() if not _ends_like_hospital(form))
@@ -71,10 +70,11 @@ def _ends_like_hospital(form: str) -> bool:
     return m is not None and m.end() == len(form)
 
 
-@cache
+@county_cached
 def _own_county() -> tuple[str, ...]:
-    """Words that may stand before a listed name and still mean this county (县仁爱医院, 示范县...)."""
+    """Words that may stand before a listed name and still mean this county (县仁爱医院, the county's names)."""
     names = {m.group() for form, _ in hospitals() if (m := re.match(r"[\u4e00-\u9fff]{1,4}县", form))}
+    names |= {county()["name"], county()["short"], *county()["aliases"]}
     return tuple(sorted(names | {"本县", "县里", "县上", "县城", "县"}, key=len, reverse=True))
 
 
@@ -91,7 +91,7 @@ def _is_own_county(prefix: str) -> bool:
 _MERGED = [(re.compile(r"\b(z|c|s)h"), r"\1"), (re.compile(r"(i|e|a)ng\b"), r"\1n"), (re.compile(r"\bl(?=[aeiou])"), "n")]
 
 
-@cache
+@county_cached(maxsize=4096)
 def _sounds(text: str) -> str:
     """Toneless pinyin with the usual regional mergers folded (zh/z, ch/c, sh/s, -ng/-n, l/n)."""
     out = sounds(text)

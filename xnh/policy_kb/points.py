@@ -7,15 +7,14 @@ asks `whether`. Q&A topics list the points their answers state (qa.Topic.points)
 policy_kb/understand.py holds the two together.
 """
 import re
-from functools import cache
 
 from .concepts import spellings
-from .loader import KB_DIR, KBError, read_toml, require
+from .loader import KB_DIR, KBError, county_cached, read_toml, require
 
 WHETHER = "whether"
 
 
-@cache
+@county_cached
 def _table() -> dict:
     path = KB_DIR / "points.toml"
     raw = read_toml(path)
@@ -25,19 +24,19 @@ def _table() -> dict:
     return raw
 
 
-@cache
+@county_cached
 def names() -> frozenset:
     """Every point a topic may state."""
     return frozenset(_table())
 
 
-@cache
+@county_cached
 def labels() -> dict[str, str]:
     """Point → how a reply names it ("时间", "要什么材料")."""
     return {point: entry["label"] for point, entry in _table().items()}
 
 
-@cache
+@county_cached
 def _words() -> dict[str, str]:
     """Word (and its dialect spellings) → the point it asks."""
     out: dict[str, str] = {}
@@ -50,7 +49,7 @@ def _words() -> dict[str, str]:
     return out
 
 
-@cache
+@county_cached
 def _automaton():
     import ahocorasick
 
@@ -65,7 +64,7 @@ def _automaton():
 _NOT_A_TAIL = "(?<!什)(?<!怎)(?<!这)(?<!那)(?<!多)(?<!要)"
 
 
-@cache
+@county_cached
 def _tail() -> re.Pattern:
     """吗 anywhere (住院要住够三天才报销吗医保), the other yes/no endings only at the end."""
     tails = sorted(_table()[WHETHER].get("tails", []), key=len, reverse=True)
@@ -97,7 +96,7 @@ def find(text: str) -> frozenset:
     return frozenset(found)
 
 
-@cache
+@county_cached
 def _by_the_rule() -> frozenset:
     """Points any topic about the subject answers by stating its rule (points.toml `by_the_rule`)."""
     return frozenset(p for p, entry in _table().items() if entry.get("by_the_rule"))

@@ -16,12 +16,11 @@ A topic:
 """
 import datetime as dt
 from dataclasses import dataclass
-from functools import cache
 
 from jinja2 import Environment, StrictUndefined, TemplateError
 
 from ..money import percent, yuan
-from .loader import KB_DIR, KBError, levels, read_toml, require
+from .loader import KBError, county, county_cached, county_dir, levels, read_toml, require
 from .schemes import scheme_for
 
 SMS_LIMIT = 134
@@ -70,19 +69,19 @@ def kb_vars(day: dt.date) -> dict:
     return {"ncms": _scheme_vars(scheme_for(day, "ncms")), "urban": _scheme_vars(scheme_for(day, "urban"))}
 
 
-@cache
+@county_cached
 def _env() -> Environment:
     env = Environment(undefined=StrictUndefined, autoescape=False)
     env.globals.clear()  # answers use only kb_vars(): every render would copy Jinja's default globals
     return env
 
 
-@cache
+@county_cached
 def _compiled(source: str):
     return _env().from_string(source)
 
 
-@cache
+@county_cached
 def _vars(day: dt.date) -> dict:
     return kb_vars(day)
 
@@ -122,11 +121,11 @@ def _topic(raw: dict, where: str, file: str) -> Topic:
     return t
 
 
-@cache
+@county_cached
 def topics() -> tuple[Topic, ...]:
     """Every topic of policy_kb/qa/*.toml, validated: unique ids, required fields, SMS length."""
     out, seen = [], {}
-    for path in sorted((KB_DIR / "qa").glob("*.toml")):
+    for path in sorted((county_dir() / "qa").glob("*.toml")):
         rows = require(read_toml(path), "topics", path.name, list)
         for i, raw in enumerate(rows):
             t = _topic(raw, f"{path.name} topics[{i}]", path.name)

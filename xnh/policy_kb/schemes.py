@@ -7,9 +7,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
 
-from .loader import KB_DIR, KBError, date, decimal, levels, read_toml, require
+from .loader import KBError, county_cached, county_dir, date, decimal, levels, read_toml, require
 
 KINDS = ("ncms", "urban")
 
@@ -105,10 +104,10 @@ def _contribution(raw: dict, where: str) -> dict:
     return out
 
 
-@cache
+@county_cached
 def all_schemes() -> tuple[Scheme, ...]:
     """Every scheme file, sorted by kind then start date. Raises KBError on a bad file."""
-    found = [_load(p) for p in sorted((KB_DIR / "schemes").glob("*.toml"))]
+    found = [_load(p) for p in sorted((county_dir() / "schemes").glob("*.toml"))]
     ids = [s.id for s in found]
     if len(set(ids)) != len(ids):
         raise KBError(f"schemes/: duplicate scheme id in {ids}")

@@ -17,11 +17,11 @@ The numbers below were set on real questions (bench/kb_compare.py, bench/KB_COMP
 import heapq
 import re
 from dataclasses import dataclass, field
-from functools import cache
 
 from . import concepts, points
 from .concepts import Found
 from .matcher import canon, index
+from .loader import county_cached
 from .qa import Topic, topics
 
 # weight of a concept matched, by dimension; single concepts may weigh less (WEAK)
@@ -82,7 +82,7 @@ class _Slot:
     strict: bool = False  # a default that still conflicts with another value named (新农合 vs 城镇居民)
 
 
-@cache
+@county_cached
 def _slots(topic: Topic) -> tuple[_Slot, ...]:
     """A topic's concepts as slots: "place:outside" and "place:private" are two slots (both are what
     the topic is about); "group:wubao|cadre" is one slot filled by either; "care:inpatient?" is a
@@ -96,14 +96,14 @@ def _slots(topic: Topic) -> tuple[_Slot, ...]:
     return tuple(slots)
 
 
-@cache
+@county_cached
 def _slot_weight(slot: _Slot) -> float:
     """What a slot is worth: its strongest value (a missing 报销 costs less than a missing 起付线); a
     missed or conflicting slot costs at least 1."""
     return max(1.0, *(_weight(f"{slot.dimension}:{v}") for v in slot.values))
 
 
-@cache
+@county_cached
 def _weight(concept: str) -> float:
     return DECISIVE.get(concept) or WEAK.get(concept, WEIGHT[concept.split(":", 1)[0]])
 
@@ -176,12 +176,12 @@ def with_care_area(found: Found) -> Found:
     return Found(found.concepts | extra, found.areas, found.spans, found.implied | extra)
 
 
-@cache
+@county_cached
 def _by_id() -> dict:
     return {t.id: t for t in topics()}
 
 
-@cache
+@county_cached
 def _by_concept() -> dict[str, tuple]:
     """'dimension:value' → the topics with a slot for it (an inverted index over the slots)."""
     out: dict[str, list] = {}
@@ -369,7 +369,7 @@ def _other_schemes(topic: Topic, found: Found) -> tuple:
                  if f"scheme:{s}" in found.concepts - found.implied and f"scheme:{s}" not in covered)
 
 
-@cache
+@county_cached
 def _covered(topic: Topic) -> frozenset:
     return frozenset(f"{slot.dimension}:{v}" for slot in _slots(topic) for v in slot.values)
 
