@@ -21,7 +21,7 @@ from jinja2 import Environment, StrictUndefined, TemplateError
 
 from ..money import percent, yuan
 from .loader import KBError, county, county_cached, county_dir, levels, read_toml, require
-from .schemes import scheme_for
+from .schemes import all_schemes, scheme_for
 
 SMS_LIMIT = 134
 MIN_PARAPHRASES = 6
@@ -65,8 +65,14 @@ def _scheme_vars(s) -> dict:
 
 
 def kb_vars(day: dt.date) -> dict:
-    """What answers may use: `ncms` and `urban`, the schemes in force on `day`."""
-    return {"ncms": _scheme_vars(scheme_for(day, "ncms")), "urban": _scheme_vars(scheme_for(day, "urban"))}
+    """What answers may use: `ncms` and `urban`, the schemes in force on `day` (a county without an
+    urban residents' scheme has no `urban`: an answer using it does not render, and the check says so),
+    and `county`, the county's own names (county.toml)."""
+    out = {"ncms": _scheme_vars(scheme_for(day, "ncms")), "county": county()}
+    urban = [s for s in all_schemes() if s.kind == "urban" and s.start <= day and (s.end is None or day <= s.end)]
+    if urban:
+        out["urban"] = _scheme_vars(urban[-1])
+    return out
 
 
 @county_cached
@@ -122,8 +128,8 @@ def _topic(raw: dict, where: str, file: str) -> Topic:
 
 
 @county_cached
-def topics() -> tuple[Topic, ...]:
-    """Every topic of policy_kb/qa/*.toml, validated: unique ids, required fields, SMS length."""
+def all_topics() -> tuple[Topic, ...]:
+    """Every topic of the county's qa/*.toml, each checked on its own: unique ids, required fields."""
     out, seen = [], {}
     for path in sorted((county_dir() / "qa").glob("*.toml")):
         rows = require(read_toml(path), "topics", path.name, list)
@@ -133,8 +139,15 @@ def topics() -> tuple[Topic, ...]:
                 raise KBError(f"{path.name} [{t.id}]: id already used in {seen[t.id]}")
             seen[t.id] = path.name
             out.append(t)
-    validate_answers(out, dt.date.today())
     return tuple(out)
+
+
+@county_cached
+def topics() -> tuple[Topic, ...]:
+    """Every topic, with every answer rendered against today's schemes and the SMS within its limit."""
+    out = all_topics()
+    validate_answers(out, dt.date.today())
+    return out
 
 
 _SEP = "\n\x1e\n"  # between answers rendered together (a record separator no answer contains)

@@ -1,7 +1,8 @@
 """Schemes (方案) as effective-dated data: which rules apply to an admission on a given date.
 
-Each file in policy_kb/schemes/ is one scheme; a scheme applies from its `start` until the next
-scheme of the same kind starts. Numbers are Decimal; rates are fractions (0.70 = 70%).
+Each file in a county's schemes/ is one scheme; a scheme applies from its `start` until the next
+scheme of the same kind starts (or until its optional `end`, a last day). Numbers are Decimal; rates
+are fractions (0.70 = 70%).
 """
 import datetime as dt
 import re
@@ -35,7 +36,8 @@ class Scheme:
     outpatient_rate: Decimal | None = None
     outpatient_cap: Decimal | None = None
     contribution: dict = field(default_factory=dict, repr=False)
-    trace: str = ""  # where the numbers come from (seed file and section, POLICY.md section)  # name → Decimal or "MM-DD" text
+    trace: str = ""  # where the numbers come from (seed file and section, POLICY.md section)
+    end: dt.date | None = None  # the last day it applies, when it stopped without a successor
 
     def rule(self, level: str) -> tuple[str, LevelRule] | None:
         """The level actually used (after fallbacks) and its rule, or None when not covered."""
@@ -89,6 +91,7 @@ def _load(path) -> Scheme:
         outpatient_cap=decimal(outpatient, "yearly_cap", f"{where} [outpatient]") if outpatient else None,
         contribution=_contribution(raw.get("contribution", {}), f"{where} [contribution]"),
         trace=require(raw, "trace", where, str),
+        end=date(raw, "end", where) if "end" in raw else None,
     )
 
 
@@ -116,7 +119,7 @@ def all_schemes() -> tuple[Scheme, ...]:
 
 def scheme_for(day: dt.date, kind: str = "ncms") -> Scheme:
     """The scheme of `kind` in force on `day` (the latest whose start is on or before it)."""
-    candidates = [s for s in all_schemes() if s.kind == kind and s.start <= day]
+    candidates = [s for s in all_schemes() if s.kind == kind and s.start <= day and (s.end is None or day <= s.end)]
     if not candidates:
         raise KBError(f"no {kind} scheme is in force on {day}")
     return candidates[-1]

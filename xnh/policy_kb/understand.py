@@ -206,8 +206,9 @@ _NOT_FOCUS = {"scheme:ncms", "scheme:generic", "action:claim", "attr:how", "attr
 
 
 def _asks(span, asked_at: frozenset) -> bool:
-    """The span is (part of) the words that ask the point (要什么手续: 手续 is what is asked, not what about)."""
-    return any(i in asked_at for i in range(span.start, span.end))
+    """The span lies within the words that ask the point (要什么手续: 手续 is what is asked, not what
+    about); a longer word holding a point word still says what about (怎么算 is the calculation)."""
+    return all(i in asked_at for i in range(span.start, span.end))
 
 
 def focus(found: Found, text: str = "") -> str | None:
@@ -291,10 +292,17 @@ def decide(text: str) -> Decision:
     subject = _subject(found, text)
     if subject and not any(_covers(tid, subject) for _, tid in scores):
         return decision  # nothing known is about what was asked (打狂犬疫苗报销比例): a clerk's question
-    scores = _about_the_subject_first(scores, subject)
-    scores = _stating_the_point_first(scores, points.substantive(decision.asked), subject)
+    wanted = points.substantive(decision.asked)
+    scores = _stating_the_point_first(scores, wanted, subject)
     decision.scores, best = scores, scores[0][0]
-    close = [tid for score, tid in scores if best - score < MARGIN][:CHOICES]
+    first, moved = scores[0][1], max(scores)[1] != scores[0][1]
+
+    def second_choice(tid: str) -> bool:
+        """As eligible as the first: once the best-scoring topic was passed over for the subject or the
+        point asked, only topics about the subject and stating the point are a second choice."""
+        return not moved or (_covers(tid, subject) and (not wanted or bool(_by_id()[tid].points & wanted)))
+
+    close = ([first] + [tid for score, tid in scores[1:] if abs(best - score) < MARGIN and second_choice(tid)])[:CHOICES]
     if area:  # another place's scheme: 示范县's closest rule, labelled as 示范县's, is the answer
         close = close[:1]
     decision.kind = "answer" if len(close) == 1 or unanswerable(found) else "choice"
@@ -318,22 +326,18 @@ def _subject(found: Found, text: str) -> frozenset:
     """What the question is about: its concepts, less those only implied, the words that ask the point
     (多长时间, 要什么手续) and the scheme's own name (新农合证补办要多长时间: the card and losing it)."""
     asked_at = frozenset(i for start, end, _ in points.spans(text) for i in range(start, end))
-    said = {c for span in found.spans if not _asks(span, asked_at) for c in span.concepts
-            if not c.startswith(concepts.AREA + ":")}
-    return frozenset(said - found.implied - {"scheme:ncms", "scheme:generic"})
+    said = {c for span in found.spans if not _asks(span, asked_at) and not _names_the_scheme(span)
+            for c in span.concepts if not c.startswith(concepts.AREA + ":")}
+    return frozenset(said - found.implied - {"action:claim"})  # 报 is in nearly every question: it says what about nothing
+
+
+def _names_the_scheme(span) -> bool:
+    """参合, 新农合, 合作医疗证: a word naming our scheme is no subject of its own, whatever else it sets."""
+    return any(c in ("scheme:ncms", "scheme:generic") for c in span.concepts)
 
 
 def _covers(topic_id: str, subject: frozenset) -> bool:
     return not subject or bool(_covered(_by_id()[topic_id]) & subject)
-
-
-def _about_the_subject_first(scores: list, subject: frozenset) -> list:
-    """A topic about none of what the question is about is a neighbour's answer (新农合证补办要多长时间 is
-    not 报销多久能拿到钱): the best topic that is about some of it goes first."""
-    if not scores or _covers(scores[0][1], subject):
-        return scores
-    about = [p for p in scores if _covers(p[1], subject)]
-    return about[:1] + [p for p in scores if p not in about[:1]]
 
 
 def _stating_the_point_first(scores: list, wanted: frozenset, subject: frozenset = frozenset()) -> list:
