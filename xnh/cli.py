@@ -50,8 +50,8 @@ def _answering_db(settings: Settings):
         click.echo(f"(database: {os.path.abspath(path)})", err=True)
     else:
         path = demo.ensure(real)
-        click.echo(f"(no county data synced into {os.path.abspath(real)} yet: answering from the demo county 示范县, "
-                   f"{os.path.abspath(path)})", err=True)
+        click.echo(f"(no county data synced into {os.path.abspath(real)} yet: answering from the demo county "
+                   f"{demo.county_name()}, {os.path.abspath(path)})", err=True)
     conn = db.open_db(path)
     db.check_writable(conn)  # a locked or read-only database: one line now, not a traceback later
     return conn
@@ -210,6 +210,47 @@ def _campaign_call(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+
+
+@cli.group()
+def policy():
+    """A county's policy directory: check one before it goes live, or start one from the demo's."""
+
+
+@policy.command("check")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=str))
+@click.option("--examples/--no-examples", default=True, show_default=True, help="Print the worked examples.")
+def policy_check(directory, examples):
+    """Check DIRECTORY: one line per problem (file: entry: reason), then the estimator on a few standard
+    bills per level to compare with the county's own document. Exit status 1 when there are problems."""
+    from .policy_kb import check
+
+    problems = check.check(directory)
+    for problem in problems:
+        click.echo(str(problem))
+    if examples and not any(p.reason == "missing" or p.entry == "-" for p in problems):
+        rows = check.worked_examples(directory)
+        if rows:
+            click.echo(f"\nworked examples ({rows[0]['scheme']}):")
+            click.echo("级别 | 花费 | 起付线 | 比例 | 可报")
+            for r in rows:
+                click.echo(f"{r['level']} {r['visit']} | {r['bill']} | {r['deductible']} | {r['rate'] * 100:.0f}% | {r['reimbursed']}")
+    click.echo(f"{len(problems)} problem(s) in {os.path.abspath(directory)}", err=True)
+    sys.exit(1 if problems else 0)
+
+
+@policy.command("new")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=str))
+def policy_new(directory):
+    """Start DIRECTORY from the demo county's: fill in the places marked 【填写】 and 【核对】, then run
+    `xnh policy check DIRECTORY` until it finds nothing, and set XNH_POLICY_DIR to it."""
+    from .policy_kb import check
+
+    try:
+        path = check.new_county(directory)
+    except FileExistsError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"started {os.path.abspath(path)} from the demo county; now fill in the places marked 【填写】/【核对】")
 
 
 @cli.group(cls=_Group)

@@ -66,9 +66,9 @@ def demo_phones(db, limit: int = DEMO_PHONES) -> list[dict]:
     return [{"phone": phone, "label": label} for phone, label in found.items()]
 
 
-SYNCED_TEXT = ("模拟器已关闭:这里已导入县里的真实数据,是正式服务,演示用的模拟器(只有示范县的虚构数据)不再开放。"
+SYNCED_TEXT = ("模拟器已关闭:这里已导入县里的真实数据,是正式服务,演示用的模拟器(只有演示县的虚构数据)不再开放。"
             "请用短信或 Telegram 提问。 / The simulator is off: real county data has been synced, so this address "
-            "is a live service and no longer shows the demo (fictional 示范县 data only). Ask by SMS or Telegram; "
+            "is a live service and no longer shows the demo (fictional demo county data only). Ask by SMS or Telegram; "
             "XNH_SIMULATOR=on shows the demo anyway.")
 SWITCHED_OFF_TEXT = "模拟器已关闭(XNH_SIMULATOR=off)。 / The simulator is switched off here (XNH_SIMULATOR=off)."
 

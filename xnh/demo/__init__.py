@@ -87,3 +87,10 @@ def load_if_empty(db: Database) -> str | None:
     if not is_empty(db):
         return None
     return load(db)
+
+
+def county_name() -> str:
+    """The demo county's name, from its policy directory (the exports here are its households)."""
+    from ..policy_kb.loader import DEMO_DIR, read_toml
+
+    return read_toml(DEMO_DIR / "county.toml")["name"]

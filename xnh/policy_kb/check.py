@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from .. import clock
 from . import loader
 
 MARKER = re.compile(r"【(?:填写|核对)[^】]*】")
@@ -29,7 +30,7 @@ OUTPATIENT_BILL = Decimal(200)
 CAP_RANGE = (Decimal(1000), Decimal(10_000_000))
 DEDUCTIBLE_MAX = Decimal(100_000)
 BONUS_MAX = Decimal("0.5")
-_QUOTED = re.compile(r"[\"“「][^\"”」]*[\"”」]")
+_QUOTED = re.compile(r"[\"“「][^\"”」]*[\"”」]|(?<!\d)\d\.(?!\d)")  # examples in quotes; list numbers (1.算报销)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -138,10 +139,12 @@ def _schemes() -> list[Problem]:
 
 
 def _answer_days() -> list[dt.date]:
-    """A day inside each period where a different combination of schemes is in force."""
+    """Today and each later day a scheme starts: answers are given with the schemes in force when asked
+    (the earlier schemes stay for estimates of past admissions)."""
     from .schemes import all_schemes
 
-    return sorted({s.start for s in all_schemes() if s.kind == "ncms"})
+    today = clock.today()
+    return [today] + sorted({s.start for s in all_schemes() if s.start > today})
 
 
 def _answers() -> list[Problem]:
@@ -149,19 +152,34 @@ def _answers() -> list[Problem]:
     from .schemes import all_schemes
 
     out = []
-    for day in _answer_days():
-        try:
-            qa.validate_answers(qa.all_topics(), day)
-        except loader.KBError as e:
-            file, _, reason = str(e).partition(": ")
-            out.append(Problem(f"qa/{file}", f"with the schemes of {day}", reason))
+    for topic in qa.all_topics():
+        for field in ("sms", "telegram"):
+            failed = []
+            for day in _answer_days():
+                try:
+                    text = qa.render_answer(getattr(topic, field), day)
+                except Exception as e:  # a template error of any kind is the office's to fix
+                    failed.append((day, e))
+                    continue
+                if field == "sms" and len(text) > qa.SMS_LIMIT:
+                    out.append(Problem(f"qa/{topic.file}", topic.id, f"sms answer is {len(text)} characters on {day}, over {qa.SMS_LIMIT}"))
+            if failed:
+                days = ", ".join(str(d) for d, _ in failed)
+                out.append(Problem(f"qa/{topic.file}", topic.id, f"{field} answer does not render with the schemes of {days}: {failed[0][1]}"))
     allowed = _scheme_numbers(all_schemes())
-    today = max(_answer_days()) if _answer_days() else dt.date.today()
+    today = _answer_days()[0]
     for topic in qa.all_topics():
         try:
             text = qa.render_answer(topic.sms, today)
         except Exception:  # already reported above
             continue
+        if re.search(r"ncms\.bonus", topic.sms + topic.telegram) and qa.kb_vars(today)["ncms"]["bonus"] in ("0%", "0.0%"):
+            out.append(Problem(f"qa/{topic.file}", topic.id, "states a group bonus; this county's scheme has none"))
+        if "None" in text:
+            out.append(Problem(f"qa/{topic.file}", topic.id, "shows None: a value the answer uses is not in this county's schemes"))
+        unknown = sorted(n for n in set(_HOSPITAL.findall(text)) - _known_places() if not _KINDS.match(n))
+        if unknown:
+            out.append(Problem(f"qa/{topic.file}", topic.id, f"names hospitals that are not on hospitals.toml: {', '.join(unknown)}"))
         if "demo rule" in topic.source:
             continue
         stray = sorted({n for n in _NUMBER.findall(_QUOTED.sub("", text)) if _norm(n) not in allowed}, key=float)
@@ -169,8 +187,27 @@ def _answers() -> list[Problem]:
             out.append(Problem(f"qa/{topic.file}", topic.id,
                                f"numbers not in the scheme data: {', '.join(stray)} (take them from a scheme, "
                                "or mark the source as a demo rule)"))
-    out += _claimed_twice()
+    if not out:  # deciding between topics needs every answer to render
+        out += _claimed_twice()
     return out
+
+
+# A hospital's own name in an answer (县人民医院, 市第一人民医院, 东山镇卫生院): it must be on the county's list
+# or be a level word. Kinds of hospital (乡镇卫生院, 县级医院, 定点医院) are not names.
+_NAME_CHAR = r"[^\W\d的在到去和或按由是时看了各级及与出入住院报费用目录内单清开票的外省地指定大上本县乡镇村]"
+_HOSPITAL = re.compile(rf"(?:{_NAME_CHAR}{{1,4}}(?:市|县|镇|乡|区))?{_NAME_CHAR}{{0,3}}"
+                       r"(?:第[一二三四五六七八九十]人民医院|人民医院|中医院|妇幼保健院|中心卫生院|(?<=[镇乡])卫生院)")
+_KINDS = re.compile(r"^(?:县|市|省|乡|镇)?(?:人民医院|中医院|妇幼保健院|中心卫生院|卫生院)$")
+
+
+def _known_places() -> set:
+    """Every name a reply may give a hospital: the listed names and aliases, and the level words."""
+    from . import hospitals
+
+    known = {form for form, _ in hospitals.hospitals()}
+    for level in loader.levels().values():
+        known.update(level["words"] + [level["label"], level["name"]])
+    return known
 
 
 def _norm(number: str) -> str:
@@ -237,8 +274,9 @@ def worked_examples(directory) -> list[dict]:
             return rows
         scheme = ncms[-1]
         for key, level in loader.levels().items():
-            if not level.get("inpatient", True) or scheme.rule(key) is None:
-                continue
+            found = scheme.rule(key)
+            if not level.get("inpatient", True) or found is None or found[0] != key:
+                continue  # no inpatient benefit, or priced as the level it refines (its own row says it)
             for bill in BILLS:
                 e = estimator.inpatient(scheme, key, bill)
                 rows.append({"scheme": scheme.id, "level": level["label"], "visit": "住院", "bill": bill,
@@ -250,3 +288,43 @@ def worked_examples(directory) -> list[dict]:
         return rows
     finally:
         loader.use_county(before)
+
+
+def new_county(directory) -> Path:
+    """Start a county's directory from the demo's: everything copied, and the places an office must fill
+    in marked 【填写…】 or 【核对…】, which `check` reports until they are gone."""
+    import shutil
+
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise FileExistsError(f"{directory} exists and is not empty")
+    shutil.copytree(loader.DEMO_DIR, directory, dirs_exist_ok=True)
+    (directory / "county.toml").write_text(_NEW_COUNTY, encoding="utf-8")
+    (directory / "hospitals.toml").write_text(_NEW_HOSPITALS, encoding="utf-8")
+    for path in sorted((directory / "schemes").glob("*.toml")):
+        path.write_text("# 【核对:每个数字都对照本县补偿方案,写明出处(trace),再删去这一行】\n"
+                        + path.read_text(encoding="utf-8"), encoding="utf-8")
+    for path in sorted((directory / "qa").glob("*.toml")):
+        path.write_text("# 【核对:每条答复对照本县政策,改成本县的说法,再删去这一行】\n"
+                        + path.read_text(encoding="utf-8"), encoding="utf-8")
+    return directory
+
+
+_NEW_COUNTY = '''# The county this directory describes: every word a farmer reads about the county itself comes from here.
+name = "【填写:县名,如 某某县】"
+short = "【填写:简称】"
+aliases = []                # other names people use for it
+county_office = "县合管办"   # the county's office for the scheme, as replies name it
+township_office = "乡镇合管办"
+province = ""
+source = "【填写:本县新农合实施方案/补偿方案的名称、文号和日期】"
+'''
+
+_NEW_HOSPITALS = '''# The county's designated hospitals: `level` is a key of levels.toml; `aliases` are other ways people
+# write the name. A hospital outside the county that is not listed is non_designated.
+
+[[hospitals]]
+name = "【填写:定点医院全称】"
+level = "county"
+aliases = []
+'''

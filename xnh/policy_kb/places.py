@@ -3,7 +3,7 @@
 this county's own names (its hospitals and townships) and names that are everyday words."""
 import re
 
-from .loader import county, county_cached, county_dir, read_toml
+from .loader import PACKAGE_COUNTIES, county, county_cached, county_dir, read_toml
 
 # Administrative names whose short form is an everyday word, or that stand for parts of every
 # county (城区, 新区): never read as another place.
@@ -57,4 +57,17 @@ def places() -> dict[str, str]:
         stem = re.sub(r"(?:县|市|区|旗)$", "", form)
         if form in own or stem in _NOT_PLACES or form in _NOT_PLACES or len(form) < 2:
             del out[form]
+    for form, name in _other_counties().items():  # 示范县, shipped as the demo, is another county for every other
+        if form not in own and len(form) >= 2:
+            out[form] = name
+    return out
+
+
+def _other_counties() -> dict[str, str]:
+    """The names (and short names and aliases) of the counties whose directories ship in the package."""
+    out = {}
+    for path in sorted(PACKAGE_COUNTIES.glob("*/county.toml")):
+        raw = read_toml(path)
+        for form in (raw["name"], raw.get("short", ""), *raw.get("aliases", [])):
+            out.setdefault(form, raw["name"])
     return out
