@@ -179,3 +179,11 @@ def m007_console(db: Database):
         "unchanged": int, "rejected": int, "uploaded_by": str, "created_at": str, "finished_at": str,
     }, pk="id")
 
+
+
+@county_migrations()
+def m008_county_sync_blocks(db: Database):
+    """Digests of blocks of export lines an import has taken in whole (xnh/sync/write.py): a re-sent export
+    skips them without checking or writing their rows again."""
+    db.execute("CREATE TABLE sync_blocks (kind TEXT NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (kind, digest)) "
+               "WITHOUT ROWID")
