@@ -153,7 +153,7 @@ def main() -> None:
         t = time.perf_counter()
         generate(data, args.rows)
         print(f"generated {data} ({data.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s")
-    env = dict(os.environ, XNH_TODAY="2026-12-15",
+    env = dict(os.environ, XNH_TODAY="2026-12-31",  # the generated dates run to 2026-12-20
                PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH")])))
     best = {"import": None, "sync": None, "resync": None}

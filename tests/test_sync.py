@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from xnh import sync
 from xnh.cli import cli
 from xnh.store import db as store
-from xnh.sync import read, write
+from xnh.sync import pipe, read, write
 from xnh.idnumber import check_digit
 from tests.conftest import shared_file
 
@@ -271,7 +271,8 @@ def _snapshot(db) -> dict:
 
 
 @pytest.mark.parametrize("block", [2, 5000])
-def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch, block):
+@pytest.mark.parametrize("reader_process", [False, True])
+def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch, block, reader_process):
     """Bulk mode (empty claims table) and the upsert path give the same tables; a 结算单号 given twice in
     the file rejects every row of it, whichever path finds it."""
     rows = [claim(结算单号="BC1", 状态="已受理", 更新时间="2026-03-10T09:00:00"),
@@ -283,6 +284,8 @@ def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch,
             claim(结算单号="BC4", 状态="已拨付", 补偿金额="10.00", 拨付日期="2026-04-02", 更新时间="2026-04-02T09:00:00"),
             claim(结算单号="BC1", 状态="已拨付", 补偿金额="90.00", 拨付日期="2026-04-03", 更新时间="2026-04-03T09:00:00")]
     monkeypatch.setattr(read, "MAX_BLOCK_LINES", block)
+    if reader_process:
+        monkeypatch.setattr(pipe, "PARALLEL_MIN_BYTES", 0)
     results, snapshots = [], []
     for name in ("bulk", "upsert"):
         if name == "upsert":
@@ -479,8 +482,11 @@ def _big_claims(path: Path, rows: int, bad_every: int = 0) -> Path:
     return path
 
 
-def test_a_large_file_in_many_blocks(db, tmp_path):
+@pytest.mark.parametrize("reader_process", [False, True])
+def test_a_large_file_in_many_blocks(db, tmp_path, monkeypatch, reader_process):
     path = _big_claims(tmp_path / "big.csv", 12_000, bad_every=1000)
+    if reader_process:
+        monkeypatch.setattr(pipe, "PARALLEL_MIN_BYTES", 0)
     result = sync.run(db, "claims", path)
     assert counts(result) == (11_988, 0, 0, 12)
     assert table_count(db, "claim_history") == 11_988
@@ -584,3 +590,14 @@ def test_the_summary_names_the_first_rejected_lines(db, copy):
     lines = sync.run(db, "claims", copy("claims_with_bad_rows.csv")).summary_lines()
     assert "  line 8, 身份证号: 身份证号校验位不对" in lines and "  line 13, 状态: 未知状态: 已经给了" in lines
     assert SUMMARY.match(lines[-1])
+
+
+def test_the_reader_process_carries_any_cell(db, tmp_path, monkeypatch):
+    """Cells holding the pipe's separators (\x1e, \x1f) go pickled, and arrive as they were."""
+    monkeypatch.setattr(pipe, "PARALLEL_MIN_BYTES", 0)
+    rows = [claim(结算单号="BC1", 医疗机构="示范县\x1f人民医院"), claim(结算单号="BC2", 姓名="王\x1e小明"),
+            claim(结算单号="BC3"), claim(结算单号="BC4", 总费用="abc")]
+    result = sync.run(db, "claims", write_csv(tmp_path / "c.csv", CLAIM_HEADER, rows))
+    assert counts(result) == (3, 0, 0, 1)
+    assert db.execute("select hospital, name from claims order by claim_id").fetchall() == [
+        ("示范县\x1f人民医院", "王小明"), ("示范县人民医院", "王\x1e小明"), ("示范县人民医院", "王小明")]

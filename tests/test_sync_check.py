@@ -105,7 +105,7 @@ def test_a_clean_block_takes_no_one_row_check():
     other = [[*GOOD[:9], "12,500", *GOOD[10:]]]  # not as written: read per value, still no one-row check
     suspects = set()
     values = check.claims_columns([tuple(c) for c in zip(*other)], suspects)
-    assert suspects == set() and values[9] == ["12500.00"]
+    assert suspects == set() and values[10] == ["12500.00"]
     late = [[*GOOD[:7], "2026-06-17", "", *GOOD[9:]]]  # after tomorrow (XNH_TODAY 2026-06-15): only one-row decides
     suspects = set()
     check.claims_columns([tuple(c) for c in zip(*late)], suspects)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from itertools import compress
 from operator import gt, itemgetter, lt, methodcaller
-
-import numpy as np
 
 from .. import clock, idnumber
 from ..money import to_money
@@ -65,29 +64,40 @@ def valid_ids(numbers: list[str], today: str) -> list[bool]:
     """For 18-character ASCII ID numbers: True where xnh.idnumber would accept the number with a birth
     date no later than `today` (YYYYMMDD): check digit, birth date, born after 1890. Vectorised with numpy
     (a pure-Python check digit costs about a microsecond, and an export holds millions)."""
+    import numpy as np  # here, not at the top: the writing process never loads it (its memory is counted)
+
     a = np.frombuffer("".join(numbers).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
     digits = a[:, :17].astype(np.int64) - 48
     ok = ((digits >= 0) & (digits <= 9)).all(axis=1)
-    ok &= _CHECK_CODES[(digits @ _ID_WEIGHTS) % 11] == a[:, 17]
-    born = digits[:, 6:14] @ _BORN_SCALE
+    weights, codes, scale, month_days_of = _id_tables()
+    ok &= codes[(digits @ weights) % 11] == a[:, 17]
+    born = digits[:, 6:14] @ scale
     year, month, day = born // 10000, born // 100 % 100, born % 100
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    month_days = _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    month_days = month_days_of[np.clip(month, 0, 12)] + ((month == 2) & leap)
     ok &= (born >= int(_ID_BORN_MIN)) & (born <= int(today)) & (month >= 1) & (month <= 12) & (day >= 1)
     ok &= day <= month_days
     return ok.tolist()
 
 
-_ID_WEIGHTS = np.array((7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), dtype=np.int64)
-_CHECK_CODES = np.frombuffer(b"10X98765432", dtype=np.uint8)
-_BORN_SCALE = np.array([10 ** i for i in range(7, -1, -1)], dtype=np.int64)
-_MONTH_DAYS = np.array((0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), dtype=np.int64)
+@functools.cache
+def _id_tables():
+    import numpy as np
+
+    return (np.array((7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), dtype=np.int64),
+            np.frombuffer(b"10X98765432", dtype=np.uint8), np.array([10 ** i for i in range(7, -1, -1)], dtype=np.int64),
+            np.array((0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), dtype=np.int64))
 
 
 def money_greater(a: str, b: str) -> bool:
     """a > b for two amounts as Checker.amount writes them (digits, a point, two decimals, no leading zero
     but in 0.xx): of two such strings the longer is the larger, and of equal length the later in order."""
     return (len(a), a) > (len(b), b)
+
+
+def household_of(member_id: str) -> str:
+    """The household a 参合证号 names (before its '-'), until the member's enrollment says otherwise."""
+    return member_id.partition("-")[0]
 
 
 def _plain(raw: str) -> str:
@@ -290,8 +300,8 @@ class Checker:
         paid_date = self.date(c[14], "拨付日期")
         channel = self.text(c[15], "拨付方式")
         updated_at = self.updated_at(c[16])
-        return (claim_id, member_id, name, id_number, visit, hospital, level, admitted, discharged, total, eligible,
-                reimbursed, status, reason, paid_date, channel, updated_at)
+        return (claim_id, member_id, household_of(member_id), name, id_number, visit, hospital, level, admitted,
+                discharged, total, eligible, reimbursed, status, reason, paid_date, channel, updated_at)
 
     def enrollment(self, c: list[str]) -> tuple:
         """An enrollment row (cells in ENROLLMENT_COLUMNS order) → the values written, or Bad."""
@@ -411,15 +421,18 @@ class Checker:
         return values
 
     def claims_columns(self, c: list, suspects: set) -> list:
-        """The columns of a block of claims (CLAIM_COLUMNS order) → the value columns; rows the columns
-        cannot vouch for are added to `suspects` (their values here are meaningless)."""
+        """The columns of a block of claims (CLAIM_COLUMNS order) → the value columns (the household from
+        参合证号 after it); rows the columns cannot vouch for are added to `suspects` (their values here
+        are meaningless)."""
         dates = self._fast_dates
         admitted = self._col_date(c[7], suspects, self._fast_required_dates, self.date)
         discharged = self._col_date(c[8], suspects, dates, self.date)
         total = self._col_amount(c[9], suspects, True)
         reimbursed = self._col_amount(c[11], suspects, False)
         _row_rules(admitted, discharged, total, reimbursed, suspects)
-        return [self._col_key(c[0], suspects), self._col_key(c[1], suspects), self._col_text(c[2], suspects),
+        members = self._col_key(c[1], suspects)
+        households = [m.partition("-")[0] for m in members]
+        return [self._col_key(c[0], suspects), members, households, self._col_text(c[2], suspects),
                 self._col_id(c[3], suspects), self._col_word(c[4], VISIT_TYPES, suspects),
                 self._col_text(c[5], suspects), self._col_word(c[6], self.level_keys, suspects, self.level_keys),
                 admitted, discharged, total, self._col_amount(c[10], suspects, False), reimbursed,

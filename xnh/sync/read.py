@@ -327,15 +327,14 @@ class Table:
     def blocks(self):
         return self.source.blocks()
 
-    def again(self):
-        """The blocks once more, from the start (the file opened again)."""
+    def reopen(self) -> None:
+        """Open the file again, so that blocks() starts from the first row once more."""
         self.source.close()
         fresh = open_table(self.path, self.kind)
         if fresh.positions != self.positions:
             fresh.close()
             raise SyncError(f"文件在导入过程中被改动 / the file changed during the import: {self.path}")
         self.source = fresh.source
-        return self.source.blocks()
 
     def close(self) -> None:
         self.source.close()

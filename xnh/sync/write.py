@@ -28,7 +28,9 @@ import time
 from sqlite_utils import Database
 
 from ..store.state import stamp
-from .check import Checker, check_block, raw_line, row_key, value_keys
+from ..policy_kb.loader import levels
+from .check import raw_line, value_keys
+from .pipe import events, events_from
 from .read import estimate_rows
 
 logger = logging.getLogger(__name__)
@@ -43,9 +45,9 @@ KEY_WORDS = {"claims": "结算单号", "enrollment": "参合证号"}
 _CLAIM_COLS = ["claim_id", "member_id", "household_id", "name", "id_number", "visit_type", "hospital", "level",
                "admitted", "discharged", "total", "eligible", "reimbursed", "status", "reject_reason", "paid_date",
                "paid_channel", "updated_at"]
-# household_id: the member's household when the member is known, else 参合证号 before the '-'
-_CLAIM_VALUES = ("?1, ?2, COALESCE((SELECT household_id FROM members WHERE member_id = ?2), "
-                 "substr(?2, 1, instr(?2 || '-', '-') - 1)), " + ", ".join(f"?{i}" for i in range(3, 18)))
+# household_id: the member's household when the member is known, else 参合证号 before the '-' (?3)
+_CLAIM_VALUES = ("?1, ?2, COALESCE((SELECT household_id FROM members WHERE member_id = ?2), ?3), "
+                 + ", ".join(f"?{i}" for i in range(4, 19)))
 _ENROLLMENT_COLS = ["year", "member_id", "household_id", "name", "sex", "id_number", "relation", "phone",
                     "township", "village", "category", "paid_amount", "paid_date", "status", "updated_at"]
 _MEMBER_COLS = ["member_id", "household_id", "name", "sex", "id_number", "relation", "phone", "township",
@@ -63,6 +65,8 @@ def _upsert_sql(table: str, columns: list[str], key: tuple[str, ...], values: st
 
 
 _CLAIM_INSERT = f"INSERT INTO claims ({', '.join(_CLAIM_COLS)}) VALUES ({_CLAIM_VALUES})"
+# no member known yet (claims synced before any enrollment): no look-up per row
+_CLAIM_INSERT_NO_MEMBERS = f"INSERT INTO claims ({', '.join(_CLAIM_COLS)}) VALUES ({', '.join('?' * 18)})"
 # a 结算单号 never moves to another person: such a row is rejected (trigger), whatever its 更新时间
 _CLAIM_UPSERT = _upsert_sql("claims", _CLAIM_COLS, ("claim_id",), _CLAIM_VALUES).replace(
     " WHERE excluded.updated_at", " WHERE claims.member_id IS NOT excluded.member_id OR excluded.updated_at", 1)
@@ -182,11 +186,14 @@ def import_rows(db: Database, kind: str, path, table, result, report, progress) 
             saved_indexes = _drop_indexes(conn, (main, other)) if estimate > 2 * top else []
             conn.execute("SAVEPOINT xnh_sync_rows")
             twice: set = set()
-            blocks = table.blocks()
             while True:
                 writer = Writer(conn, kind, run_id, bulk, known, twice, result, report, table.positions)
                 try:
-                    writer.run(blocks, bar, report_progress, estimate)
+                    if twice:  # a second pass (rare): in this process, holding the rows of those keys
+                        writer.run(events(table, kind, known, hold=writer), bar, report_progress, estimate)
+                    else:
+                        with events_from(table, kind, known) as found:
+                            writer.run(found, bar, report_progress, estimate)
                     break
                 except Twice as e:
                     twice = e.args[0]
@@ -196,7 +203,7 @@ def import_rows(db: Database, kind: str, path, table, result, report, progress) 
                     report.restart()
                     if bar is not None:
                         bar.reset()
-                    blocks = table.again()
+                    table.reopen()
             conn.execute("RELEASE xnh_sync_rows")
             logger.debug("sync %s: rows written after %.1fs", kind, time.monotonic() - t0)
             writer.finish(saved_indexes)
@@ -235,26 +242,32 @@ class Writer:
         self.conn, self.kind, self.run_id, self.bulk, self.known = conn, kind, run_id, bulk, known
         self.twice = twice  # keys given twice, found by an earlier pass: their rows are rejected
         self.result, self.report, self.positions = result, report, positions
-        self.checker = Checker()
         self.valid = 0
         self.skipped_blocks = 0
         self.clean: list = []  # digests of blocks imported without a rejection
         self.conflicts: set = set()  # keys found twice by the primary key (bulk mode)
-        self._levels = {key: word for word, key in self.checker.level_keys.items()}
+        self._levels = {key: entry["name"] for key, entry in levels().items()}
         _install_temp(conn, kind, run_id, bulk)
         self.insert = {("claims", True): _CLAIM_INSERT, ("claims", False): _CLAIM_UPSERT,
                        ("enrollment", True): _ENROLLMENT_INSERT, ("enrollment", False): _ENROLLMENT_UPSERT}[kind, bulk]
+        if self.insert is _CLAIM_INSERT and not conn.execute("SELECT EXISTS (SELECT 1 FROM members)").fetchone()[0]:
+            self.insert = _CLAIM_INSERT_NO_MEMBERS
 
-    def run(self, blocks, bar=None, report_progress=None, estimate=0) -> None:
+    def run(self, found, bar=None, report_progress=None, estimate=0) -> None:
+        """Write the events of pipe.events(): blocks checked, or skipped."""
         done = 0
-        for block in blocks:
-            n = len(block.rows) + len(block.errors)
-            if not self._skip(block):
-                checked = check_block(self.checker, self.kind, block, self.positions)
-                held = self._hold_twice(checked, block) if self.twice else False
-                self._write(checked)
-                if not checked.rejected and not held and block.digest is not None:
-                    self.clean.append(block.digest)
+        for event in found:
+            if event[0] == "skip":
+                _, keys, n = event
+                if not self.bulk:
+                    self._note_keys(keys)
+                self.valid += len(keys)
+                self.skipped_blocks += 1
+            else:
+                _, values, lines, rejected, others, clean, n = event
+                self._write(values, lines, rejected, others)
+                if clean is not None:
+                    self.clean.append(clean)
             done += n
             if bar is not None:
                 bar.update(n)
@@ -289,7 +302,7 @@ class Writer:
         if found:
             raise Twice(found)
 
-    def _hold_twice(self, checked, block) -> bool:
+    def hold(self, checked, block) -> bool:
         """Rows of keys given twice: out of the writing, into a TEMP table until all their lines are known."""
         twice = self.twice
         keys = value_keys(self.kind, checked.values)
@@ -310,6 +323,9 @@ class Writer:
         checked.rejected = [r for r in checked.rejected if r[0] not in others]
         return True
 
+    def twice_in(self, keys) -> bool:
+        return not self.twice.isdisjoint(keys)
+
     def _reject_twice(self) -> None:
         """Every row of a key given twice, with all the lines of that key."""
         if not self.twice:
@@ -325,22 +341,6 @@ class Writer:
 
     # -- writing -----------------------------------------------------------------------------------------
 
-    def _skip(self, block) -> bool:
-        """True when the block was imported before (its rows count as unchanged, its keys are noted)."""
-        if block.digest is None or block.digest not in self.known or block.errors:
-            return False
-        positions = self.positions
-        width = max(positions) + 1
-        keys = [row_key(self.kind, [cells[p] for p in positions]) for cells in block.rows if len(cells) >= width]
-        keys = [k for k in keys if k is not None]
-        if self.twice and not self.twice.isdisjoint(keys):
-            return False
-        if not self.bulk:
-            self._note_keys(keys)
-        self.valid += len(keys)
-        self.skipped_blocks += 1
-        return True
-
     def _reject(self, line, column, reason, cells) -> None:
         self.conn.execute('INSERT INTO rejected_rows (sync_run_id, line, "column", reason, raw) '
                           "VALUES (?, ?, ?, ?, ?)", [self.run_id, line, column, reason, raw_line(cells)])
@@ -350,12 +350,11 @@ class Writer:
         reasons[key] = reasons.get(key, 0) + 1
         self.result.rejected += 1
 
-    def _write(self, checked) -> None:
-        for line, column, reason, cells in checked.rejected:
+    def _write(self, values, lines, rejected, others) -> None:
+        for line, column, reason, cells in rejected:
             self._reject(line, column, reason, cells)
-        values, lines = checked.values, checked.lines
-        others = [k for k, _ in checked.others]
-        self._note_keys(others if self.bulk else value_keys(self.kind, values) + others)
+        other_keys = [k for k, _ in others]
+        self._note_keys(other_keys if self.bulk else value_keys(self.kind, values) + other_keys)
         start = 0
         while start < len(values):
             at = [start]
@@ -387,6 +386,7 @@ class Writer:
         """A checked row's cells for the report, in the export's column order (the level as its word)."""
         cells = [str(v) for v in values]
         if self.kind == "claims":
+            del cells[2]  # the household, which the export does not have
             cells[6] = self._levels.get(cells[6], cells[6])
         return cells
 
