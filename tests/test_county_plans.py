@@ -76,3 +76,14 @@ def test_message_path_uses_indexes_after_a_sync_with_statistics(synced):
 def test_household_enrollment_takes_the_household_index(db):
     plan = _plan(db, "select * from enrollments where household_id = ? and +year = ? order by member_id")
     assert any("idx_enrollments_household_id_year" in step for step in plan), plan
+
+
+def test_payment_notices_look_the_outbox_up_by_index(db):
+    """derive_payment_notices asks, per paid claim, whether a notice exists: by (kind, ref), not a scan of
+    the outbox (which made a 500,000-claim sync quadratic)."""
+    from xnh.store import outbox
+
+    sql = outbox._CLAIMS_TO_NOTIFY.format(source="(SELECT DISTINCT claim_id FROM claim_history WHERE id > 0)")
+    plan = _plan(db, sql)
+    assert not [step for step in plan if step.startswith("SCAN") and " n" in step + " "], plan
+    assert any("outbox_kind_ref" in step for step in plan), plan

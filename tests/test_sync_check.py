@@ -76,8 +76,16 @@ def _by_rows(rows):
     return [_outcome(sync.Checker().claim, cells) for cells in rows]
 
 
-def _by_block(check, rows):
-    checked = sync.check_block(check, "claims", _block(rows), list(range(17)))
+def _columns_block(rows):
+    """The same rows as the CSV reader gives a block whose lines all have 17 cells: by column."""
+    block = _block(rows)
+    return Block(rows=None, lines=block.lines, texts=[",".join(r) for r in rows], spaced=block.spaced,
+                 columns=[list(c) for c in zip(*rows)], width=17)
+
+
+def _by_block(check, rows, by_columns=False):
+    block = _columns_block(rows) if by_columns else _block(rows)
+    checked = sync.check_block(check, "claims", block, list(range(17)))
     got = dict(zip(checked.lines, checked.values))
     got.update({line: ("rejected", column, reason) for line, column, reason, _ in checked.rejected})
     return [got[line] for line in range(2, 2 + len(rows))]
@@ -92,6 +100,7 @@ def test_block_checks_equal_the_one_row_checks(rows):
     expected = _by_rows(rows)
     assert _by_block(check, rows) == expected
     assert _by_block(check, rows) == expected
+    assert _by_block(sync.Checker(), rows, by_columns=True) == expected
 
 
 def test_a_clean_block_takes_no_one_row_check():

@@ -21,7 +21,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from itertools import compress
+from itertools import compress, repeat
 from operator import gt, itemgetter, lt, methodcaller
 
 from .. import clock, idnumber
@@ -123,6 +123,7 @@ class Checker:
         self._fast_required_dates: dict = {}
         self._fast_times: dict = {}
         self._years: dict = {}
+        self.short_lines = False  # set per block by check_block
 
     @staticmethod
     def _cache_full(cache) -> None:
@@ -330,8 +331,9 @@ class Checker:
             suspects.update(i for i, x in enumerate(col) if not x or len(x) > MAX_KEY_CHARS)
         return col
 
-    @staticmethod
-    def _col_text(col, suspects: set) -> list:
+    def _col_text(self, col, suspects: set) -> list:
+        if self.short_lines:  # no line of the block is as long as a cell may be
+            return col
         if max(map(len, col)) > MAX_CELL_CHARS:
             suspects.update(i for i, x in enumerate(col) if len(x) > MAX_CELL_CHARS)
         return col
@@ -431,7 +433,7 @@ class Checker:
         reimbursed = self._col_amount(c[11], suspects, False)
         _row_rules(admitted, discharged, total, reimbursed, suspects)
         members = self._col_key(c[1], suspects)
-        households = [m.partition("-")[0] for m in members]
+        households = list(map(itemgetter(0), map(methodcaller("partition", "-"), members)))
         return [self._col_key(c[0], suspects), members, households, self._col_text(c[2], suspects),
                 self._col_id(c[3], suspects), self._col_word(c[4], VISIT_TYPES, suspects),
                 self._col_text(c[5], suspects), self._col_word(c[6], self.level_keys, suspects, self.level_keys),
@@ -488,6 +490,21 @@ def row_key(kind: str, cells: list[str]):
     return (int(year), member) if year.isdigit() and year.isascii() and member else None
 
 
+def block_keys(kind: str, block, positions: list[int]) -> list:
+    """The keys of a block's records as row_key gives them (those without one left out)."""
+    width = max(positions) + 1
+    if block.columns is not None:
+        if block.width < width:
+            return []
+        first = block.columns[positions[0]]
+        if kind == "claims":
+            keys = list(map(_strip, first)) if block.spaced else first
+            return [k for k in keys if k] if "" in keys else list(keys)
+        return [k for k in map(row_key, repeat(kind), zip(first, block.columns[positions[1]])) if k is not None]
+    keys = [row_key(kind, [cells[p] for p in positions]) for cells in block.rows if len(cells) >= width]
+    return [k for k in keys if k is not None]
+
+
 def value_keys(kind: str, values: list[tuple]) -> list:
     """The keys of checked rows, as row_key gives them."""
     if kind == "claims":
@@ -501,28 +518,40 @@ def check_block(checker: Checker, kind: str, block, positions: list[int]) -> Che
     out = Checked()
     for line, reason, text in block.errors:
         out.rejected.append((line, "", reason, [text] if text else []))
-    rows, lines = block.rows, block.lines
-    if not rows:
-        return out
-    width = max(positions) + 1
-    n_columns = len(COLUMNS[kind])
-    if min(map(len, rows)) < width or "" in map(_strip if block.spaced else str, map(itemgetter(0), rows)):
-        keep = []
-        for i, cells in enumerate(rows):
-            if not any(c.strip(STRIP) for c in cells):
-                continue  # a blank line / an empty spreadsheet row
-            if len(cells) < width:
-                out.rejected.append((lines[i], "", f"列数不对: {len(cells)}列,应为{n_columns}列", cells))
-                continue
-            keep.append(i)
-        if len(keep) < len(rows):
-            rows, lines = [rows[i] for i in keep], [lines[i] for i in keep]
-            if not rows:
-                return out
-    columns = list(zip(*rows))
+    lines = block.lines
+    if block.columns is not None and "" not in (map(_strip, block.columns[0]) if block.spaced else block.columns[0]):
+        if not lines:
+            return out
+        width = max(positions) + 1
+        if block.width < width:  # every line is short
+            for i, line in enumerate(lines):
+                out.rejected.append((line, "", f"列数不对: {block.width}列,应为{len(COLUMNS[kind])}列", block.cells(i)))
+            return out
+        columns, cells_of = block.columns, block.cells
+    else:
+        rows = block.rows if block.columns is None else [block.cells(i) for i in range(len(lines))]
+        if not rows:
+            return out
+        width = max(positions) + 1
+        n_columns = len(COLUMNS[kind])
+        if min(map(len, rows)) < width or "" in map(_strip if block.spaced else str, map(itemgetter(0), rows)):
+            keep = []
+            for i, cells in enumerate(rows):
+                if not any(c.strip(STRIP) for c in cells):
+                    continue  # a blank line / an empty spreadsheet row
+                if len(cells) < width:
+                    out.rejected.append((lines[i], "", f"列数不对: {len(cells)}列,应为{n_columns}列", cells))
+                    continue
+                keep.append(i)
+            if len(keep) < len(rows):
+                rows, lines = [rows[i] for i in keep], [lines[i] for i in keep]
+                if not rows:
+                    return out
+        columns, cells_of = list(zip(*rows)), rows.__getitem__
     cols = [columns[p] for p in positions]
+    checker.short_lines = None not in block.texts and max(map(len, block.texts), default=0) <= MAX_CELL_CHARS
     if block.spaced:
-        cols = [tuple(map(_strip, col)) for col in cols]
+        cols = [list(map(_strip, col)) for col in cols]
     suspects: set = set()
     if kind == "claims":
         values = checker.claims_columns(cols, suspects)
@@ -533,7 +562,7 @@ def check_block(checker: Checker, kind: str, block, positions: list[int]) -> Che
     good = list(zip(*values))
     if suspects:
         for i in sorted(suspects):
-            cells = rows[i]
+            cells = cells_of(i)
             try:
                 good[i] = one_row([cells[p] for p in positions])
             except Bad as bad:

@@ -19,7 +19,7 @@ import signal
 import sys
 from array import array
 
-from .check import Checker, check_block, row_key
+from .check import Checker, block_keys, check_block
 from .read import SyncError
 
 PARALLEL_MIN_BYTES = 4 << 20  # files this large are read and checked in a second process
@@ -34,12 +34,10 @@ def events(table, kind: str, known: set, hold=None):
     second pass (its hold() and twice_in())."""
     checker = Checker()
     positions = table.positions
-    width = max(positions) + 1
     for block in table.blocks():
-        n = len(block.rows) + len(block.errors)
+        n = len(block.lines) + len(block.errors)
         if block.digest is not None and block.digest in known and not block.errors:
-            keys = [row_key(kind, [cells[p] for p in positions]) for cells in block.rows if len(cells) >= width]
-            keys = [k for k in keys if k is not None]
+            keys = block_keys(kind, block, positions)
             if hold is None or not hold.twice_in(keys):
                 yield "skip", keys, n
                 continue

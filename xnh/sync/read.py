@@ -63,6 +63,12 @@ class Block:
     errors: list = field(default_factory=list)
     spaced: bool = True
     digest: bytes | None = None
+    columns: list | None = None  # the cells by column, when every line has as many (rows is then None)
+    width: int = 0  # the cells of each line, with columns
+
+    def cells(self, i: int) -> list[str]:
+        """The cells of record i."""
+        return self.rows[i] if self.columns is None else [c[i] for c in self.columns]
 
 
 def _detect_encoding(path: Path) -> str:
@@ -226,9 +232,7 @@ class CsvSource:
         data = b"\n".join(raws)
         block.digest = hashlib.blake2b(data, digest_size=16, key=self.salt[:64]).digest()
         if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
-            if data.endswith(b"\r"):
-                data = data[:-1]
+            data = data.translate(None, b"\r")  # CRLF line ends (a CR inside a cell goes too)
         block.spaced = any(s[:1] in data and s in data for s in self.spaces)  # memchr first: fast
         try:
             texts = data.decode(self.codec).split("\n")
@@ -241,7 +245,17 @@ class CsvSource:
                 except UnicodeDecodeError:
                     texts.append(None)
                     block.errors.append((number, f"编码不对(不是{self.encoding})", raw.decode(self.codec, "replace")))
-        rows = [t.split(",") for t in texts] if b'"' not in data and None not in texts else None
+        if b'"' not in data and None not in texts:
+            counts = set(map(str.count, texts, repeat(",")))
+            if len(counts) == 1:  # as many cells on every line: split once, columns by slicing
+                width = counts.pop() + 1
+                flat = "\n".join(texts).replace("\n", ",").split(",") if len(texts) > 1 else texts[0].split(",")
+                block.columns, block.width = [flat[i::width] for i in range(width)], width
+                block.lines, block.texts = numbers, texts
+                return block
+            rows = [t.split(",") for t in texts]
+        else:
+            rows = None
         if rows is None:
             rows = []
             for i, t in enumerate(texts):

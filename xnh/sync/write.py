@@ -35,7 +35,11 @@ from .read import estimate_rows
 
 logger = logging.getLogger(__name__)
 
-CACHE_KIB = 100_000  # SQLite page cache during a sync (the default 2 MB thrashes on a million rows)
+CACHE_KIB = 100_000  # SQLite page cache while rows are written (the default 2 MB thrashes on a million rows)
+# while sorting (CREATE INDEX, members from enrollments): SQLite's sorter buffers up to the page cache's size
+# in each of its threads, so the cache is made smaller first (memory stays bounded at any file size)
+SORT_CACHE_KIB = 32_000
+SORT_THREADS = 2
 TEMP_CACHE_KIB = 20_000  # the TEMP tables' page cache (keys seen, members touched)
 ANALYSIS_LIMIT = 1000  # rows ANALYZE samples per index (PRAGMA analysis_limit)
 
@@ -310,7 +314,7 @@ class Writer:
         others = {line for k, line in checked.others if k in twice}
         if not hit and not others:
             return False
-        cells_of = dict(zip(block.lines, block.rows))
+        cells_of = {line: block.cells(i) for i, line in enumerate(block.lines)}
         held = [(checked.lines[i], keys[i], cells_of[checked.lines[i]]) for i in hit]
         held += [(r[0], next(k for k, line in checked.others if line == r[0]), r[3])
                  for r in checked.rejected if r[0] in others]
@@ -394,14 +398,16 @@ class Writer:
 
     def finish(self, saved_indexes) -> None:
         conn = self.conn
+        conn.execute(f"PRAGMA cache_size = -{SORT_CACHE_KIB}")
+        conn.execute("PRAGMA shrink_memory")
         if self.bulk and self.kind == "claims":
             conn.execute(_BULK_HISTORY, [self.run_id])
+        if self.kind == "enrollment":
+            self._members()  # before the indexes of members are built again (not updated row by row)
         if saved_indexes:
-            conn.execute("PRAGMA threads = 4")  # multi-threaded sorter for CREATE INDEX
+            conn.execute(f"PRAGMA threads = {SORT_THREADS}")  # a multi-threaded sorter for CREATE INDEX
             for sql in saved_indexes:
                 conn.execute(sql)
-        if self.kind == "enrollment":
-            self._members()
         if self.clean:
             conn.executemany("INSERT OR IGNORE INTO sync_blocks (kind, digest) VALUES (?, ?)",
                              [(self.kind, d) for d in self.clean])
