@@ -36,6 +36,7 @@ _local = threading.local()
 WRITES = threading.RLock()
 _message_dbs: dict[str, Database] = {}
 MMAP_BYTES = 256 << 20
+COUNTY_PAGE_BYTES = 16384  # the county file: bulk loads of millions of rows (fewer, larger pages: about 1.5 s less at 1M claims)
 
 
 def db_path() -> str:
@@ -141,6 +142,7 @@ def open_db(path: str | None = None) -> Database:
 def open_county(path: str | None = None) -> Database:
     """A connection to the county file alone (what `xnh sync` writes), its migrations applied."""
     db = Database(sqlite3.connect(county_path(path or db_path())))
+    db.execute(f"PRAGMA page_size={COUNTY_PAGE_BYTES}")  # takes effect only on a new, empty file
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=5000")

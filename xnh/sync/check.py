@@ -37,6 +37,7 @@ VISIT_TYPES = frozenset(("住院", "门诊", "住院分娩", "慢性病门诊"))
 SEXES = frozenset(("男", "女", ""))
 MAX_KEY_CHARS = 64  # 结算单号, 参合证号, 户号
 MAX_CELL_CHARS = 500  # any other cell
+ID_CACHE = 50_000  # ID numbers known good, kept between blocks (numpy checks new ones fast: memory matters more)
 GRACE_DAYS = 1  # a date up to this many days after today is accepted (clocks and time zones differ)
 KEYS = {"claims": ("结算单号",), "enrollment": ("年度", "参合证号")}
 
@@ -353,7 +354,7 @@ class Checker:
         new.discard("")
         if not new:
             return col
-        if len(known) + len(new) > 200_000:
+        if len(known) + len(new) > ID_CACHE:
             known.clear()
         plain = [n for n in new if len(n) == 18 and n.isascii()]
         good = set(compress(plain, valid_ids(plain, self._today))) if plain else set()

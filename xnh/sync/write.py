@@ -35,7 +35,7 @@ from .read import estimate_rows
 
 logger = logging.getLogger(__name__)
 
-CACHE_KIB = 100_000  # SQLite page cache while rows are written (the default 2 MB thrashes on a million rows)
+CACHE_KIB = 80_000  # SQLite page cache while rows are written (the default 2 MB thrashes on a million rows)
 # while sorting (CREATE INDEX, members from enrollments): SQLite's sorter buffers up to the page cache's size
 # in each of its threads, so the cache is made smaller first (memory stays bounded at any file size)
 SORT_CACHE_KIB = 32_000
