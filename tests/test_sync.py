@@ -601,3 +601,26 @@ def test_the_reader_process_carries_any_cell(db, tmp_path, monkeypatch):
     assert counts(result) == (3, 0, 0, 1)
     assert db.execute("select hospital, name from claims order by claim_id").fetchall() == [
         ("示范县\x1f人民医院", "王小明"), ("示范县人民医院", "王\x1e小明"), ("示范县人民医院", "王小明")]
+
+
+@pytest.mark.parametrize("reader_process", [False, True])
+@pytest.mark.parametrize("kind", ["enrollment", "claims"])
+def test_a_key_again_after_a_skipped_block_is_found(db, tmp_path, monkeypatch, reader_process, kind):
+    """A re-sent export skips the blocks taken in whole before, yet a key of one of them given again later in
+    the file still rejects both rows (keys of skipped blocks are noted, as those of checked rows)."""
+    monkeypatch.setattr(read, "MAX_BLOCK_LINES", 3)
+    if reader_process:
+        monkeypatch.setattr(pipe, "PARALLEL_MIN_BYTES", 0)
+    if kind == "enrollment":
+        header, rows = ENROLLMENT_HEADER, [member(参合证号=f"HH9000001-{i:02d}", 身份证号="") for i in range(1, 10)]
+        again = member(参合证号="HH9000001-01", 身份证号="", 联系电话="13900000000", 更新时间="2026-01-05T09:00:00")
+    else:
+        header, rows = CLAIM_HEADER, [claim(结算单号=f"BC{i}") for i in range(1, 10)]
+        again = claim(结算单号="BC1", 状态="审核中", 更新时间="2026-03-20T09:00:00")
+    first = sync.run(db, kind, write_csv(tmp_path / "a.csv", header, rows))
+    assert counts(first) == (9, 0, 0, 0)
+    result = sync.run(db, kind, write_csv(tmp_path / "b.csv", header, rows + [again]))
+    assert result.skipped_blocks >= 2
+    assert counts(result) == (0, 0, 8, 2)
+    assert [r[0] for r in db.execute("select line from rejected_rows where sync_run_id = ? order by line",
+                                     [result.run_id])] == [2, 11]

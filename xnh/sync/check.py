@@ -507,10 +507,11 @@ def block_keys(kind: str, block, positions: list[int]) -> list:
 
 
 def value_keys(kind: str, values: list[tuple]) -> list:
-    """The keys of checked rows, as row_key gives them."""
+    """The keys of checked rows, as row_key gives them (the year an int: from the reader process it comes
+    as text)."""
     if kind == "claims":
         return [v[0] for v in values]
-    return [(v[0], v[1]) for v in values]
+    return [(int(v[0]), v[1]) for v in values]
 
 
 def check_block(checker: Checker, kind: str, block, positions: list[int]) -> Checked:
