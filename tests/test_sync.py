@@ -624,3 +624,17 @@ def test_a_key_again_after_a_skipped_block_is_found(db, tmp_path, monkeypatch, r
     assert counts(result) == (0, 0, 8, 2)
     assert [r[0] for r in db.execute("select line from rejected_rows where sync_run_id = ? order by line",
                                      [result.run_id])] == [2, 11]
+
+
+def test_block_digests_of_old_imports_are_let_go(db, tmp_path, monkeypatch):
+    """Only the digests of the last KEEP_RUNS imports of a kind are kept: the table (read whole into memory
+    by each sync) does not grow with years of exports."""
+    monkeypatch.setattr(read, "MAX_BLOCK_LINES", 2)
+    for day in range(5):
+        rows = [claim(结算单号=f"BC{day}{i}") for i in range(4)]
+        sync.run(db, "claims", write_csv(tmp_path / f"c{day}.csv", CLAIM_HEADER, rows))
+    runs = [r[0] for r in db.execute("select distinct sync_run_id from sync_blocks order by 1")]
+    assert len(runs) == write.KEEP_RUNS
+    assert table_count(db, "sync_blocks") == 2 * write.KEEP_RUNS
+    again = sync.run(db, "claims", tmp_path / "c4.csv")  # the latest file again: skipped, and its digests kept
+    assert again.skipped_blocks == 2 and counts(again) == (0, 0, 4, 0)

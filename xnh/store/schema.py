@@ -195,3 +195,10 @@ def m009_outbox_kind_ref(db: Database):
     NOT EXISTS … kind = 'payment' AND ref = claim_id): the partial unique index cannot serve that query,
     which read the whole outbox once per paid claim (16 minutes for 170,000 notices, growing as n²)."""
     db.execute("CREATE INDEX IF NOT EXISTS outbox_kind_ref ON outbox (kind, ref)")
+
+
+@county_migrations()
+def m010_county_sync_blocks_run(db: Database):
+    """The last import that had each block (sync_blocks.sync_run_id): those of the last
+    xnh.sync.write.KEEP_RUNS imports of a kind are kept, so that the table stays small over the years."""
+    db.execute("ALTER TABLE sync_blocks ADD COLUMN sync_run_id INTEGER")

@@ -7,7 +7,7 @@ call per row on either side; pickling a million tuples costs twice the checking)
 an array, and the few rejected rows pickled. A block whose cells hold the separator goes pickled whole.
 
     with events_from(table, kind, known) as events:    # ("rows", values, lines, rejected, others, clean, n)
-        for event in events: ...                       # or ("skip", keys, n)
+        for event in events: ...                       # or ("skip", keys, n, digest)
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ _CELL = "\x1f"
 
 def events(table, kind: str, known: set, hold=None):
     """The file's blocks, checked: ("rows", values, lines, rejected, others, clean digest or None, n) or,
-    for a block an earlier sync took in whole, ("skip", keys, n). `hold(checked, block)`, when given, takes
+    for a block an earlier sync took in whole, ("skip", keys, n, digest). `hold(checked, block)`, when given, takes
     rows out of a block first (keys given twice) and says whether it took any: `hold` is the Writer of a
     second pass (its hold() and twice_in())."""
     checker = Checker()
@@ -41,7 +41,7 @@ def events(table, kind: str, known: set, hold=None):
         if block.digest is not None and block.digest in known and not block.errors:
             keys = block_keys(kind, block, positions)
             if hold is None or not hold.twice_in(keys):
-                yield "skip", keys, n
+                yield "skip", keys, n, block.digest
                 continue
         checked = check_block(checker, kind, block, positions)
         held = hold.hold(checked, block) if hold is not None else False

@@ -39,9 +39,10 @@ CACHE_KIB = 80_000  # SQLite page cache while rows are written (the default 2 MB
 # while sorting (CREATE INDEX, members from enrollments): SQLite's sorter buffers up to the page cache's size
 # in each of its threads, so the cache is made smaller first (memory stays bounded at any file size)
 SORT_CACHE_KIB = 32_000
-SORT_THREADS = 2
+SORT_THREADS = 2  # each sorter task buffers up to SORT_CACHE_KIB: 4 threads took a 10M-member enrollment to 306 MB
 TEMP_CACHE_KIB = 20_000  # the TEMP tables' page cache (keys seen, members touched)
 ANALYSIS_LIMIT = 1000  # rows ANALYZE samples per index (PRAGMA analysis_limit)
+KEEP_RUNS = 3  # block digests of the last imports of a kind that are kept (older ones: the file moved on)
 
 _TABLES = {"claims": ("claims", "claim_history"), "enrollment": ("enrollments", "members")}
 KEY_WORDS = {"claims": "结算单号", "enrollment": "参合证号"}
@@ -262,11 +263,12 @@ class Writer:
         done = 0
         for event in found:
             if event[0] == "skip":
-                _, keys, n = event
+                _, keys, n, digest = event
                 if not self.bulk:
                     self._note_keys(keys)
                 self.valid += len(keys)
                 self.skipped_blocks += 1
+                self.clean.append(digest)
             else:
                 _, values, lines, rejected, others, clean, n = event
                 self._write(values, lines, rejected, others)
@@ -408,9 +410,14 @@ class Writer:
             conn.execute(f"PRAGMA threads = {SORT_THREADS}")  # a multi-threaded sorter for CREATE INDEX
             for sql in saved_indexes:
                 conn.execute(sql)
-        if self.clean:
-            conn.executemany("INSERT OR IGNORE INTO sync_blocks (kind, digest) VALUES (?, ?)",
-                             [(self.kind, d) for d in self.clean])
+        conn.executemany("INSERT INTO sync_blocks (kind, digest, sync_run_id) VALUES (?, ?, ?) ON CONFLICT "
+                         "(kind, digest) DO UPDATE SET sync_run_id = excluded.sync_run_id",
+                         [(self.kind, d, self.run_id) for d in self.clean])
+        oldest = conn.execute("SELECT id FROM sync_runs WHERE kind = ? AND (status = 'ok' OR id = ?) "
+                              "ORDER BY id DESC LIMIT 1 OFFSET ?", [self.kind, self.run_id, KEEP_RUNS - 1]).fetchone()
+        if oldest:  # the digests no import of the last KEEP_RUNS had: memory stays bounded over the years
+            conn.execute("DELETE FROM sync_blocks WHERE kind = ? AND (sync_run_id IS NULL OR sync_run_id < ?)",
+                         [self.kind, oldest[0]])
 
     def _members(self) -> None:
         """members from enrollments for the members this sync touched (all of them after a bulk load), and
