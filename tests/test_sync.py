@@ -638,3 +638,15 @@ def test_block_digests_of_old_imports_are_let_go(db, tmp_path, monkeypatch):
     assert table_count(db, "sync_blocks") == 2 * write.KEEP_RUNS
     again = sync.run(db, "claims", tmp_path / "c4.csv")  # the latest file again: skipped, and its digests kept
     assert again.skipped_blocks == 2 and counts(again) == (0, 0, 4, 0)
+
+
+def test_a_slightly_changed_export_rechecks_only_the_parts_that_changed(db, tmp_path):
+    rows = [claim(结算单号=f"BC{i:05d}", 更新时间="2026-03-10T09:00:00") for i in range(3000)]
+    sync.run(db, "claims", write_csv(tmp_path / "a.csv", CLAIM_HEADER, rows))
+    rows[1500] = {**rows[1500], "状态": "审核中", "更新时间": "2026-03-20T09:00:00"}
+    rows.append(claim(结算单号="BC99999"))
+    result = sync.run(db, "claims", write_csv(tmp_path / "b.csv", CLAIM_HEADER, rows))
+    assert counts(result) == (1, 1, 2999, 0)
+    parts = db.execute("select count(*) from sync_blocks where sync_run_id = ?", [result.run_id]).fetchone()[0]
+    assert result.skipped_blocks >= parts - 3  # all but the changed part, the new last one (and a neighbour)
+    assert db.execute("select status from claims where claim_id = 'BC01500'").fetchone() == ("审核中",)

@@ -21,7 +21,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import gt, itemgetter, lt, methodcaller
 
 from .. import clock, idnumber
@@ -491,18 +491,24 @@ def row_key(kind: str, cells: list[str]):
     return (int(year), member) if year.isdigit() and year.isascii() and member else None
 
 
-def block_keys(kind: str, block, positions: list[int]) -> list:
-    """The keys of a block's records as row_key gives them (those without one left out)."""
+def block_keys(kind: str, block, positions: list[int], ranges=None) -> list:
+    """The keys of a block's records (those in `ranges` [(start, end)] only, when given) as row_key gives
+    them (those without one left out)."""
     width = max(positions) + 1
+
+    def take(seq):
+        return seq if ranges is None else list(chain.from_iterable(seq[a:b] for a, b in ranges))
+
     if block.columns is not None:
         if block.width < width:
             return []
-        first = block.columns[positions[0]]
+        first = take(block.columns[positions[0]])
         if kind == "claims":
             keys = list(map(_strip, first)) if block.spaced else first
             return [k for k in keys if k] if "" in keys else list(keys)
-        return [k for k in map(row_key, repeat(kind), zip(first, block.columns[positions[1]])) if k is not None]
-    keys = [row_key(kind, [cells[p] for p in positions]) for cells in block.rows if len(cells) >= width]
+        return [k for k in map(row_key, repeat(kind), zip(first, take(block.columns[positions[1]])))
+                if k is not None]
+    keys = [row_key(kind, [cells[p] for p in positions]) for cells in take(block.rows) if len(cells) >= width]
     return [k for k in keys if k is not None]
 
 

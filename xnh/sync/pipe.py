@@ -7,7 +7,7 @@ call per row on either side; pickling a million tuples costs twice the checking)
 an array, and the few rejected rows pickled. A block whose cells hold the separator goes pickled whole.
 
     with events_from(table, kind, known) as events:    # ("rows", values, lines, rejected, others, clean, n)
-        for event in events: ...                       # or ("skip", keys, n, digest)
+        for event in events: ...                       # or ("skip", keys, n, digests)
 """
 from __future__ import annotations
 
@@ -30,23 +30,50 @@ _CELL = "\x1f"
 
 
 def events(table, kind: str, known: set, hold=None):
-    """The file's blocks, checked: ("rows", values, lines, rejected, others, clean digest or None, n) or,
-    for a block an earlier sync took in whole, ("skip", keys, n, digest). `hold(checked, block)`, when given, takes
-    rows out of a block first (keys given twice) and says whether it took any: `hold` is the Writer of a
-    second pass (its hold() and twice_in())."""
+    """The file's blocks, checked: ("rows", values, lines, rejected, others, clean digests, n) and, for
+    the parts of a block an earlier sync took in whole, first ("skip", keys, n, digests). `hold`, when
+    given, is the Writer of a second pass: its hold(checked, block) takes out the rows of keys given twice
+    and says whether it took any; twice_in(keys) keeps a part holding such a key from being skipped."""
     checker = Checker()
     positions = table.positions
     for block in table.blocks():
         n = len(block.lines) + len(block.errors)
-        if block.digest is not None and block.digest in known and not block.errors:
-            keys = block_keys(kind, block, positions)
-            if hold is None or not hold.twice_in(keys):
-                yield "skip", keys, n, block.digest
-                continue
+        parts = block.parts or []
+        if known and parts:
+            skipped = [(a, b, d) for a, b, d in parts if d in known]
+            if skipped:
+                whole = len(skipped) == len(parts)
+                keys = block_keys(kind, block, positions, None if whole else [(a, b) for a, b, _ in skipped])
+                if hold is None or not hold.twice_in(keys):
+                    count = sum(b - a for a, b, _ in skipped)
+                    yield "skip", keys, count, [d for _, _, d in skipped]
+                    if whole:
+                        continue
+                    n -= count
+                    parts = [(a, b, d) for a, b, d in parts if d not in known]
+                    ranges = [(a, b) for a, b, _ in parts]
+                    block = block.only(ranges)
+                    parts = _renumber(parts, list(chain.from_iterable(range(a, b) for a, b in ranges)))
         checked = check_block(checker, kind, block, positions)
         held = hold.hold(checked, block) if hold is not None else False
-        clean = block.digest if not checked.rejected and not held else None
-        yield "rows", checked.values, checked.lines, checked.rejected, checked.others, clean, n
+        yield "rows", checked.values, checked.lines, checked.rejected, checked.others, \
+            [] if held else _clean(parts, block.lines, checked.rejected), n
+
+
+def _renumber(parts, kept: list[int]) -> list:
+    """Parts' (start, end) as indexes into the records kept (`kept`: their old indexes, in order)."""
+    at = {old: new for new, old in enumerate(kept)}
+    return [(at[a], at[b - 1] + 1, d) for a, b, d in parts]
+
+
+def _clean(parts, lines: list[int], rejected: list) -> list:
+    """The digests of the parts none of whose lines was rejected."""
+    if not parts:
+        return []
+    if not rejected:
+        return [d for _, _, d in parts]
+    bad = {r[0] for r in rejected}
+    return [d for a, b, d in parts if bad.isdisjoint(lines[a:b])]
 
 
 @contextlib.contextmanager

@@ -11,9 +11,10 @@ The CSV reader is strict and bounded:
 - a line that does not decode in the file's encoding is rejected with its line number;
 - memory is bounded by READ_BYTES + MAX_LINE_BYTES whatever the file's size.
 
-Blocks end after a line whose CRC-32 ends in BLOCK_MASK's zero bits (or at MAX_BLOCK_LINES), so their
-boundaries depend on the lines' content, not their position: a row added or changed in a re-sent export
-changes one block's digest and leaves the others' (xnh/sync/write.py skips blocks already imported).
+Blocks end after a line whose CRC-32 ends in BLOCK_MASK's zero bits (or at MAX_BLOCK_LINES), and are cut
+finer into parts at PART_MASK, so their boundaries depend on the lines' content, not their position: a row
+added or changed in a re-sent export changes one part's digest and leaves the others' (xnh/sync/pipe.py
+skips the parts already imported).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import datetime as dt
 import hashlib
 import zlib
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import and_, not_
 from pathlib import Path
 
@@ -38,6 +39,7 @@ MAX_LINE_BYTES = 64 << 10  # one row of an export is about 200 bytes
 READ_BYTES = 1 << 20
 BLOCK_MASK = 0x7FF  # a block ends after a line whose CRC-32 has these bits 0: 2,048 lines on average
 MAX_BLOCK_LINES = 16_384
+PART_MASK = 0x7F  # a part (the unit a re-sync skips) ends likewise: 128 lines on average
 # cells are stripped of these (the same set on every path, so that a fast and a slow check agree)
 STRIP = " \t\r\u3000\xa0"
 _SPACES = {"utf-8": (b" ", b"\t", b"\r", "\u3000".encode(), "\xa0".encode()),
@@ -55,20 +57,30 @@ class Block:
     rows: the cells of each record; lines: each record's line number (as an editor shows it); texts: each
     record as written (the line, for the report); errors: [(line, reason, text)] of lines that are not
     records (unbalanced quote, too long, undecodable); spaced: some cell may need stripping (STRIP);
-    digest: the stretch's bytes hashed with the header (None for xlsx)."""
+    parts: the stretch cut finer, each part's bytes hashed with the header's layout (None for xlsx, or when
+    a line of the block is in error)."""
 
     rows: list
     lines: list
     texts: list
     errors: list = field(default_factory=list)
     spaced: bool = True
-    digest: bytes | None = None
+    parts: list | None = None  # [(start, end, digest)]: the block's parts, by record index (no errors only)
     columns: list | None = None  # the cells by column, when every line has as many (rows is then None)
     width: int = 0  # the cells of each line, with columns
 
     def cells(self, i: int) -> list[str]:
         """The cells of record i."""
         return self.rows[i] if self.columns is None else [c[i] for c in self.columns]
+
+    def only(self, ranges: list[tuple[int, int]]) -> "Block":
+        """The block's records in `ranges` [(start, end)] alone (no errors, no parts)."""
+        def take(seq):
+            return list(chain.from_iterable(seq[a:b] for a, b in ranges))
+
+        return Block(rows=take(self.rows) if self.columns is None else [], lines=take(self.lines),
+                     texts=take(self.texts), spaced=self.spaced, width=self.width,
+                     columns=None if self.columns is None else [take(c) for c in self.columns])
 
 
 def _detect_encoding(path: Path) -> str:
@@ -189,25 +201,27 @@ class CsvSource:
         """Blocks of the records after the header, with their digests."""
         numbers: list[int] = []
         raws: list = []
+        sums: list[int] = []  # each line's CRC-32
         cuts: list[int] = []  # ends (exclusive) of blocks in raws
 
         def add(first: int, lines: list) -> None:
             base = len(raws)
             raws.extend(lines)
             numbers.extend(range(first, first + len(lines)))
-            sums = map(zlib.crc32, lines if None not in lines else [r or b"" for r in lines])
+            new = list(map(zlib.crc32, lines if None not in lines else [r or b"" for r in lines]))
+            sums.extend(new)
             cuts.extend(base + i + 1 for i in compress(range(len(lines)),
-                                                       map(not_, map(and_, sums, repeat(BLOCK_MASK)))))
+                                                       map(not_, map(and_, new, repeat(BLOCK_MASK)))))
 
         if self.pending:
             add(*self.pending)
             self.pending = ()
         for first, lines in self._stream:
             add(first, lines)
-            yield from self._emit(numbers, raws, cuts, final=False)
-        yield from self._emit(numbers, raws, cuts, final=True)
+            yield from self._emit(numbers, raws, sums, cuts, final=False)
+        yield from self._emit(numbers, raws, sums, cuts, final=True)
 
-    def _emit(self, numbers, raws, cuts, final):
+    def _emit(self, numbers, raws, sums, cuts, final):
         while raws:
             end = cuts[0] if cuts else None
             if end is None or end > MAX_BLOCK_LINES:
@@ -217,11 +231,22 @@ class CsvSource:
                     end = len(raws)
                 else:
                     return
-            yield self._block(numbers[:end], raws[:end])
-            del numbers[:end], raws[:end]
+            yield self._block(numbers[:end], raws[:end], sums[:end])
+            del numbers[:end], raws[:end], sums[:end]
             cuts[:] = [c - end for c in cuts if c > end]
 
-    def _block(self, numbers: list[int], raws: list) -> Block:
+    def _parts(self, raws: list, sums: list) -> list:
+        """(start, end, digest) of the parts of a block: content-defined like the blocks, finer."""
+        ends = [i + 1 for i in compress(range(len(raws)), map(not_, map(and_, sums, repeat(PART_MASK))))]
+        if not ends or ends[-1] != len(raws):
+            ends.append(len(raws))
+        key, parts, start = self.salt[:64], [], 0
+        for end in ends:
+            parts.append((start, end, hashlib.blake2b(b"\n".join(raws[start:end]), digest_size=16, key=key).digest()))
+            start = end
+        return parts
+
+    def _block(self, numbers: list[int], raws: list, sums: list[int]) -> Block:
         block = Block(rows=[], lines=[], texts=[])
         if None in raws:  # lines over the limit
             keep = [i for i, r in enumerate(raws) if r is not None]
@@ -230,7 +255,8 @@ class CsvSource:
                     block.errors.append((numbers[i], f"行太长(超过{MAX_LINE_BYTES // 1024}KB)", ""))
             numbers, raws = [numbers[i] for i in keep], [raws[i] for i in keep]
         data = b"\n".join(raws)
-        block.digest = hashlib.blake2b(data, digest_size=16, key=self.salt[:64]).digest()
+        if not block.errors:
+            block.parts = self._parts(raws, sums)
         if b"\r" in data:
             data = data.translate(None, b"\r")  # CRLF line ends (a CR inside a cell goes too)
         block.spaced = any(s[:1] in data and s in data for s in self.spaces)  # memchr first: fast
@@ -274,6 +300,8 @@ class CsvSource:
             if len(keep) < len(rows):
                 numbers, texts, rows = [numbers[i] for i in keep], [texts[i] for i in keep], [rows[i] for i in keep]
         block.rows, block.lines, block.texts = rows, numbers, texts
+        if block.errors:  # lines left out: the parts' indexes no longer hold, and they are not clean anyway
+            block.parts = None
         return block
 
 

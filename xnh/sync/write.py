@@ -263,17 +263,16 @@ class Writer:
         done = 0
         for event in found:
             if event[0] == "skip":
-                _, keys, n, digest = event
+                _, keys, n, digests = event
                 if not self.bulk:
                     self._note_keys(keys)
                 self.valid += len(keys)
-                self.skipped_blocks += 1
-                self.clean.append(digest)
+                self.skipped_blocks += len(digests)
+                self.clean.extend(digests)
             else:
                 _, values, lines, rejected, others, clean, n = event
                 self._write(values, lines, rejected, others)
-                if clean is not None:
-                    self.clean.append(clean)
+                self.clean.extend(clean)
             done += n
             if bar is not None:
                 bar.update(n)
