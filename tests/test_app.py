@@ -31,7 +31,7 @@ def test_healthz_reports_schema_and_last_sync(path):
     body = got.get_json()
     assert got.status_code == 200 and body["status"] == "ok"
     last = schema.migrations._migrations[-1].name  # the newest migration of the service file, whichever it is
-    assert last.startswith("m0") and body["schema"] == {"service": last, "county": "m001_county_data"}
+    assert last.startswith("m0") and body["schema"] == {"service": last, "county": "m010_county_sync_blocks_run"}
     assert body["last_sync"]["kind"] == "enrollment" and body["last_sync"]["inserted"] > 0
     db.close()
 

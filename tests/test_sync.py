@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from xnh import sync
 from xnh.cli import cli
 from xnh.store import db as store
-from xnh.sync import check, fork, write
+from xnh.sync import pipe, read, write
 from xnh.idnumber import check_digit
 from tests.conftest import shared_file
 
@@ -74,9 +74,10 @@ def test_sample_bad_rows_are_rejected_with_line_column_and_reason(db, copy):
     sync.run(db, "enrollment", copy("enrollment.csv"))
     assert counts(sync.run(db, "claims", copy("claims.csv")))[0] == 87
     result = sync.run(db, "claims", copy("claims_with_bad_rows.csv"))
-    assert counts(result) == (0, 0, 7, 6)  # rows 2–7 and the older row 14 change nothing
+    # rows 3–7 change nothing; row 14 gives BC20260000001 of row 2 again: both are rejected (never half-applied)
+    assert counts(result) == (0, 0, 5, 8)
     report = list(csv.DictReader(open(result.report, encoding="utf-8-sig")))
-    got = [(int(r["line"]), r["column"], r["reason"]) for r in report]
+    got = [(int(r["行号"]), r["出错的列"], r["原因"]) for r in report]
     assert got == [
         (8, "身份证号", "身份证号校验位不对"),
         (9, "机构级别", "未知机构级别: 卫生部直属"),
@@ -84,13 +85,17 @@ def test_sample_bad_rows_are_rejected_with_line_column_and_reason(db, copy):
         (11, "入院日期", "入院日期不是有效日期: 2026-13-45"),
         (12, "结算单号", "缺少结算单号"),
         (13, "状态", "未知状态: 已经给了"),
+        (2, "结算单号", "结算单号在文件中出现2次: 第2、14行"),
+        (14, "结算单号", "结算单号在文件中出现2次: 第2、14行"),
     ]
-    assert report[0]["raw"].startswith("BC20260000007,HH0100006-02,")
+    # the export's own columns, with the row's cells under them
+    assert (report[0]["结算单号"], report[0]["参合证号"], report[0]["机构级别"]) == \
+        ("BC20260000007", "HH0100006-02", "乡镇卫生院")
     stored = list(db.query("select line, \"column\", reason from rejected_rows where sync_run_id = ? order by line",
                            [result.run_id]))
-    assert [(r["line"], r["column"], r["reason"]) for r in stored] == got
+    assert [(r["line"], r["column"], r["reason"]) for r in stored] == sorted(got)
     row = db.execute("select status, reimbursed from claims where claim_id = 'BC20260000001'").fetchone()
-    assert row == ("已拨付", "640.00")  # the older row 14 (审核中) did not win
+    assert row == ("已拨付", "640.00")  # neither row 2 nor row 14 (审核中) was applied
 
 
 def test_a_clean_file_leaves_no_report_and_clears_a_stale_one(db, copy):
@@ -230,15 +235,16 @@ def test_stale_newer_and_same_rows(db, tmp_path):
     assert counts(first) == (1, 0, 0, 0)
     older = claim(状态="已拨付", 补偿金额="9000.00", 更新时间="2026-03-09T09:00:00")
     same_time = claim(状态="审核中", 更新时间="2026-03-10T09:00:00")
-    assert counts(sync.run(db, "claims", write_csv(tmp_path / "c2.csv", CLAIM_HEADER, [older, same_time]))) == \
-        (0, 0, 2, 0)
+    for i, row in enumerate([older, same_time]):
+        assert counts(sync.run(db, "claims", write_csv(tmp_path / f"c2{i}.csv", CLAIM_HEADER, [row]))) == (0, 0, 1, 0)
     assert db.execute("select status from claims").fetchone() == ("已受理",)
     steps = [claim(状态="审核中", 更新时间="2026-03-20T09:00:00"),
              claim(状态="审核通过", 补偿金额="8400.00", 更新时间="2026-04-01T09:00:00"),
              claim(状态="已拨付", 补偿金额="8400.00", 拨付日期="2026-04-20", 拨付方式="一卡通",
                    更新时间="2026-04-20T09:00:00")]
-    newer = sync.run(db, "claims", write_csv(tmp_path / "c3.csv", CLAIM_HEADER, steps))
-    assert counts(newer) == (0, 3, 0, 0)
+    for i, row in enumerate(steps):  # one export a day: each gives the claim once
+        newer = sync.run(db, "claims", write_csv(tmp_path / f"c3{i}.csv", CLAIM_HEADER, [row]))
+        assert counts(newer) == (0, 1, 0, 0)
     history = db.execute("select old_status, status, changed_at from claim_history order by id").fetchall()
     assert history == [(None, "已受理", "2026-03-10T09:00:00"), ("已受理", "审核中", "2026-03-20T09:00:00"),
                        ("审核中", "审核通过", "2026-04-01T09:00:00"), ("审核通过", "已拨付", "2026-04-20T09:00:00")]
@@ -252,7 +258,7 @@ def test_stale_newer_and_same_rows(db, tmp_path):
     again = sync.run(db, "claims", write_csv(tmp_path / "c4.csv", CLAIM_HEADER,
                                               [{**steps[-1], "更新时间": "2026-05-01T09:00:00"}]))
     assert counts(again) == (0, 0, 1, 0)
-    assert counts(sync.run(db, "claims", tmp_path / "c3.csv")) == (0, 0, 3, 0)
+    assert counts(sync.run(db, "claims", tmp_path / "c32.csv")) == (0, 0, 1, 0)
     assert table_count(db, "claim_history") == 4 and table_count(db, "outbox") == 1
 
 
@@ -264,38 +270,43 @@ def _snapshot(db) -> dict:
             "rejected": db.execute('select line, "column", reason, raw from rejected_rows order by id').fetchall()}
 
 
-@pytest.mark.parametrize("batch", [2, 5000])
+@pytest.mark.parametrize("block", [2, 5000])
 @pytest.mark.parametrize("reader_process", [False, True])
-def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch, batch, reader_process):
-    """Bulk mode (empty claims table) ends at the first repeated 结算单号; the result is the upsert path's."""
+def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch, block, reader_process):
+    """Bulk mode (empty claims table) and the upsert path give the same tables; a 结算单号 given twice in
+    the file rejects every row of it, whichever path finds it."""
     rows = [claim(结算单号="BC1", 状态="已受理", 更新时间="2026-03-10T09:00:00"),
             claim(结算单号="BC2", 状态="已拨付", 补偿金额="100.00", 拨付日期="2026-04-01", 更新时间="2026-04-01T09:00:00"),
             claim(结算单号="BC3", 总费用="abc"),
             claim(结算单号="BC1", 状态="审核中", 更新时间="2026-03-20T09:00:00"),  # repeated: newer
             claim(结算单号="BC1", 状态="已拨付", 更新时间="2026-03-01T09:00:00"),  # repeated: older
-            claim(结算单号="BC2", 参合证号="HH9000002-01"),  # another member's claim number
+            claim(结算单号="BC5", 参合证号="HH9000002-01"),
             claim(结算单号="BC4", 状态="已拨付", 补偿金额="10.00", 拨付日期="2026-04-02", 更新时间="2026-04-02T09:00:00"),
             claim(结算单号="BC1", 状态="已拨付", 补偿金额="90.00", 拨付日期="2026-04-03", 更新时间="2026-04-03T09:00:00")]
-    monkeypatch.setattr(check, "BATCH", batch)
+    monkeypatch.setattr(read, "MAX_BLOCK_LINES", block)
     if reader_process:
-        monkeypatch.setattr(fork, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setattr(pipe, "PARALLEL_MIN_BYTES", 0)
     results, snapshots = [], []
     for name in ("bulk", "upsert"):
         if name == "upsert":
             init = write.Writer.__init__
-            monkeypatch.setattr(write.Writer, "__init__", lambda self, *a, bulk: init(self, *a, bulk=False))
+            monkeypatch.setattr(write.Writer, "__init__",
+                                lambda self, conn, kind, run_id, bulk, *a: init(self, conn, kind, run_id, False, *a))
         db = store.open_db(str(tmp_path / f"{name}.db"))
         sync.run(db, "enrollment", write_csv(tmp_path / "e.csv", ENROLLMENT_HEADER, [member()]))
         results.append(counts(sync.run(db, "claims", write_csv(tmp_path / f"{name}.csv", CLAIM_HEADER, rows))))
         snapshots.append(_snapshot(db))
         db.close()
-    assert results[0] == results[1] == (3, 2, 1, 2)
+    assert results[0] == results[1] == (3, 0, 0, 5)
     assert snapshots[0] == snapshots[1]
     assert [h[1:4] for h in snapshots[0]["history"]] == [
-        ("BC1", None, "已受理"), ("BC2", None, "已拨付"), ("BC1", "已受理", "审核中"), ("BC4", None, "已拨付"),
-        ("BC1", "审核中", "已拨付")]
-    assert sorted(n[2] for n in snapshots[0]["outbox"]) == ["BC1", "BC2", "BC4"]
+        ("BC2", None, "已拨付"), ("BC5", None, "已受理"), ("BC4", None, "已拨付")]
+    assert sorted(n[2] for n in snapshots[0]["outbox"]) == ["BC2", "BC4"]
     assert snapshots[0]["claims"][0][2] == "HH9000001"  # the household from members
+    assert [r[:3] for r in snapshots[0]["rejected"]] == [
+        (4, "总费用", "总费用不是金额: abc"),
+        (2, "结算单号", "结算单号在文件中出现4次: 第2、5、6、9行"), (5, "结算单号", "结算单号在文件中出现4次: 第2、5、6、9行"),
+        (6, "结算单号", "结算单号在文件中出现4次: 第2、5、6、9行"), (9, "结算单号", "结算单号在文件中出现4次: 第2、5、6、9行")]
 
 
 def test_idempotent_rerun_of_the_samples(db, copy):
@@ -376,7 +387,7 @@ def test_xlsx(db, tmp_path):
     typed[16] = dt.datetime(2026, 3, 10, 9, 0)
     ws.append(typed)
     ws.append([None] * len(CLAIM_HEADER))
-    ws.append([good[c] if c != "状态" else "已经给了" for c in CLAIM_HEADER])
+    ws.append([{**good, "结算单号": "BC9000000002", "状态": "已经给了"}[c] for c in CLAIM_HEADER])
     path = tmp_path / "claims.xlsx"
     wb.save(path)
     result = sync.run(db, "claims", path)
@@ -416,8 +427,8 @@ def test_cli_summary_and_exit_codes(tmp_path, monkeypatch, copy):
     out = runner.invoke(cli, ["sync", "claims", str(path), "--no-progress"])
     assert out.exit_code == 0, out.output
     lines = out.output.strip().splitlines()
-    assert SUMMARY.match(lines[-1]).groups() == ("6", "0", "1", "6")  # BC…001 twice: row 14 is older
-    assert any(f"rejected rows written to {path}.rejected.csv" in line for line in lines)
+    assert SUMMARY.match(lines[-1]).groups() == ("5", "0", "0", "8")  # BC…001 twice: rows 2 and 14 rejected
+    assert any(f"rejected rows written to {path.resolve()}.rejected.csv" in line for line in lines)
     for bad, words in _unreadable(tmp_path):
         out = runner.invoke(cli, ["sync", "claims", str(bad)])
         assert out.exit_code == 2 and words in out.output
@@ -471,9 +482,11 @@ def _big_claims(path: Path, rows: int, bad_every: int = 0) -> Path:
     return path
 
 
-def test_reader_process_gives_the_same_result(db, tmp_path, monkeypatch):
+@pytest.mark.parametrize("reader_process", [False, True])
+def test_a_large_file_in_many_blocks(db, tmp_path, monkeypatch, reader_process):
     path = _big_claims(tmp_path / "big.csv", 12_000, bad_every=1000)
-    monkeypatch.setattr(fork, "PARALLEL_MIN_BYTES", 0)
+    if reader_process:
+        monkeypatch.setattr(pipe, "PARALLEL_MIN_BYTES", 0)
     result = sync.run(db, "claims", path)
     assert counts(result) == (11_988, 0, 0, 12)
     assert table_count(db, "claim_history") == 11_988
@@ -481,7 +494,9 @@ def test_reader_process_gives_the_same_result(db, tmp_path, monkeypatch):
     names = {r[0] for r in db.execute("select name from county.sqlite_master where type = 'index' and sql is not null "
                                       "and tbl_name in ('claims', 'claim_history')")}
     assert names == {"idx_claims_household_id_admitted", "idx_claims_member_id", "idx_claim_history_claim_id"}
-    assert counts(sync.run(db, "claims", path)) == (0, 0, 11_988, 12)
+    again = sync.run(db, "claims", path)
+    assert counts(again) == (0, 0, 11_988, 12)
+    assert again.skipped_blocks > 0  # blocks taken in whole the first time are not checked again
 
 
 def test_kill_9_in_the_middle_leaves_the_database_as_it_was(tmp_path, copy):
@@ -532,9 +547,9 @@ def _processes_of(group: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_kill_9_in_the_middle_leaves_the_database_as_it_was_and_no_process(tmp_path, copy):
-    """A real `xnh sync` of a large file (so its reader process runs) killed with SIGKILL while it writes:
-    within 5 s no process of it is left (the reader dies with its parent), the database is as before,
-    and running again finishes the job."""
+    """A real `xnh sync` of a large file killed with SIGKILL while it writes: within 5 s no process of it
+    is left, the database is as before, no half-written report is left once a sync runs again, and
+    running again finishes the job."""
     db_path = tmp_path / "crash.db"
     db = store.open_db(str(db_path))
     sync.run(db, "claims", copy("claims.csv"))
@@ -546,8 +561,11 @@ def test_kill_9_in_the_middle_leaves_the_database_as_it_was_and_no_process(tmp_p
     proc = subprocess.Popen([sys.executable, "-m", "xnh", "sync", "claims", str(big), "--no-progress"], env=env,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and len(_processes_of(proc.pid)) < 2:
-        time.sleep(0.01)  # until the reader process runs beside the writer
+    wal = Path(store.county_path(str(db_path)) + "-wal")
+    while time.monotonic() < deadline and proc.poll() is None:
+        if wal.exists() and wal.stat().st_size > 2_000_000:  # writing has started
+            break
+        time.sleep(0.01)
     assert proc.poll() is None, "the sync finished before it could be killed: make the file larger"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -573,3 +591,63 @@ def test_the_summary_names_the_first_rejected_lines(db, copy):
     lines = sync.run(db, "claims", copy("claims_with_bad_rows.csv")).summary_lines()
     assert "  line 8, 身份证号: 身份证号校验位不对" in lines and "  line 13, 状态: 未知状态: 已经给了" in lines
     assert SUMMARY.match(lines[-1])
+
+
+def test_the_reader_process_carries_any_cell(db, tmp_path, monkeypatch):
+    """Cells holding the pipe's separators (\x1e, \x1f) go pickled, and arrive as they were."""
+    monkeypatch.setattr(pipe, "PARALLEL_MIN_BYTES", 0)
+    rows = [claim(结算单号="BC1", 医疗机构="示范县\x1f人民医院"), claim(结算单号="BC2", 姓名="王\x1e小明"),
+            claim(结算单号="BC3"), claim(结算单号="BC4", 总费用="abc")]
+    result = sync.run(db, "claims", write_csv(tmp_path / "c.csv", CLAIM_HEADER, rows))
+    assert counts(result) == (3, 0, 0, 1)
+    assert db.execute("select hospital, name from claims order by claim_id").fetchall() == [
+        ("示范县\x1f人民医院", "王小明"), ("示范县人民医院", "王\x1e小明"), ("示范县人民医院", "王小明")]
+
+
+@pytest.mark.parametrize("reader_process", [False, True])
+@pytest.mark.parametrize("kind", ["enrollment", "claims"])
+def test_a_key_again_after_a_skipped_block_is_found(db, tmp_path, monkeypatch, reader_process, kind):
+    """A re-sent export skips the blocks taken in whole before, yet a key of one of them given again later in
+    the file still rejects both rows (keys of skipped blocks are noted, as those of checked rows)."""
+    monkeypatch.setattr(read, "MAX_BLOCK_LINES", 3)
+    if reader_process:
+        monkeypatch.setattr(pipe, "PARALLEL_MIN_BYTES", 0)
+    if kind == "enrollment":
+        header, rows = ENROLLMENT_HEADER, [member(参合证号=f"HH9000001-{i:02d}", 身份证号="") for i in range(1, 10)]
+        again = member(参合证号="HH9000001-01", 身份证号="", 联系电话="13900000000", 更新时间="2026-01-05T09:00:00")
+    else:
+        header, rows = CLAIM_HEADER, [claim(结算单号=f"BC{i}") for i in range(1, 10)]
+        again = claim(结算单号="BC1", 状态="审核中", 更新时间="2026-03-20T09:00:00")
+    first = sync.run(db, kind, write_csv(tmp_path / "a.csv", header, rows))
+    assert counts(first) == (9, 0, 0, 0)
+    result = sync.run(db, kind, write_csv(tmp_path / "b.csv", header, rows + [again]))
+    assert result.skipped_blocks >= 2
+    assert counts(result) == (0, 0, 8, 2)
+    assert [r[0] for r in db.execute("select line from rejected_rows where sync_run_id = ? order by line",
+                                     [result.run_id])] == [2, 11]
+
+
+def test_block_digests_of_old_imports_are_let_go(db, tmp_path, monkeypatch):
+    """Only the digests of the last KEEP_RUNS imports of a kind are kept: the table (read whole into memory
+    by each sync) does not grow with years of exports."""
+    monkeypatch.setattr(read, "MAX_BLOCK_LINES", 2)
+    for day in range(5):
+        rows = [claim(结算单号=f"BC{day}{i}") for i in range(4)]
+        sync.run(db, "claims", write_csv(tmp_path / f"c{day}.csv", CLAIM_HEADER, rows))
+    runs = [r[0] for r in db.execute("select distinct sync_run_id from sync_blocks order by 1")]
+    assert len(runs) == write.KEEP_RUNS
+    assert table_count(db, "sync_blocks") == 2 * write.KEEP_RUNS
+    again = sync.run(db, "claims", tmp_path / "c4.csv")  # the latest file again: skipped, and its digests kept
+    assert again.skipped_blocks == 2 and counts(again) == (0, 0, 4, 0)
+
+
+def test_a_slightly_changed_export_rechecks_only_the_parts_that_changed(db, tmp_path):
+    rows = [claim(结算单号=f"BC{i:05d}", 更新时间="2026-03-10T09:00:00") for i in range(3000)]
+    sync.run(db, "claims", write_csv(tmp_path / "a.csv", CLAIM_HEADER, rows))
+    rows[1500] = {**rows[1500], "状态": "审核中", "更新时间": "2026-03-20T09:00:00"}
+    rows.append(claim(结算单号="BC99999"))
+    result = sync.run(db, "claims", write_csv(tmp_path / "b.csv", CLAIM_HEADER, rows))
+    assert counts(result) == (1, 1, 2999, 0)
+    parts = db.execute("select count(*) from sync_blocks where sync_run_id = ?", [result.run_id]).fetchone()[0]
+    assert result.skipped_blocks >= parts - 3  # all but the changed part, the new last one (and a neighbour)
+    assert db.execute("select status from claims where claim_id = 'BC01500'").fetchone() == ("审核中",)

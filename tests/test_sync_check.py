@@ -1,5 +1,5 @@
-"""xnh/sync/check.py, Checker: the fast path for rows of known cells (_claim_known) gives exactly what the full checks
-give (_claim_checked): the same values, or the same rejection (column and reason)."""
+"""xnh/sync/check.py: a block checked column by column (check_block) gives exactly what the one-row checks
+give (Checker.claim): the same values, or the same rejection (column and reason)."""
 from decimal import Decimal
 
 import pytest
@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xnh.sync import check as sync
+from xnh.sync.read import STRIP, Block
 from xnh.idnumber import check_digit
 from xnh.money import to_money
 
@@ -64,22 +65,61 @@ ROWS = st.builds(
         lambda keys: st.fixed_dictionaries({i: CELLS[i] for i in keys})))
 
 
+def _block(rows):
+    spaced = any(ch in cell for cells in rows for cell in cells for ch in STRIP)
+    return Block(rows=[list(r) for r in rows], lines=list(range(2, 2 + len(rows))), texts=[None] * len(rows),
+                 spaced=spaced)
+
+
+def _by_rows(rows):
+    """Each row through the one-row checks of a fresh checker: values, or ("rejected", column, reason)."""
+    return [_outcome(sync.Checker().claim, cells) for cells in rows]
+
+
+def _columns_block(rows):
+    """The same rows as the CSV reader gives a block whose lines all have 17 cells: by column."""
+    block = _block(rows)
+    return Block(rows=None, lines=block.lines, texts=[",".join(r) for r in rows], spaced=block.spaced,
+                 columns=[list(c) for c in zip(*rows)], width=17)
+
+
+def _by_block(check, rows, by_columns=False):
+    block = _columns_block(rows) if by_columns else _block(rows)
+    checked = sync.check_block(check, "claims", block, list(range(17)))
+    got = dict(zip(checked.lines, checked.values))
+    got.update({line: ("rejected", column, reason) for line, column, reason, _ in checked.rejected})
+    return [got[line] for line in range(2, 2 + len(rows))]
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(ROWS, min_size=1, max_size=8))
-def test_fast_path_equals_full_checks(rows):
-    """Through one checker (caches filled by earlier rows, so the fast path is taken) and through a fresh
-    one's full checks: the same values or the same rejection, row by row."""
-    fast = sync.Checker()
-    for cells in rows + rows:  # the second time round every good cell is in the caches
-        assert _outcome(fast.claim, cells) == _outcome(sync.Checker()._claim_checked, cells)
-
-
-def test_the_fast_path_is_taken_for_a_row_seen_before():
+def test_block_checks_equal_the_one_row_checks(rows):
+    """A block checked column by column (twice through one checker: the second time its caches are warm)
+    gives, row by row, what the one-row checks give: the same values or the same rejection."""
     check = sync.Checker()
-    assert check._claim_known(GOOD) is None  # nothing cached yet
-    values = check.claim(GOOD)
-    assert check._claim_known(GOOD) == values
-    assert check._claim_known([" BC9000000001", *GOOD[1:]]) is None  # spaces: the full checks decide
+    expected = _by_rows(rows)
+    assert _by_block(check, rows) == expected
+    assert _by_block(check, rows) == expected
+    assert _by_block(sync.Checker(), rows, by_columns=True) == expected
+
+
+def test_a_clean_block_takes_no_one_row_check():
+    check = sync.Checker()
+    rows = [GOOD, [*GOOD[:9], "99.99", "", "", *GOOD[12:]]]
+    columns = [tuple(c) for c in zip(*rows)]
+    suspects = set()
+    values = check.claims_columns(columns, suspects)
+    assert suspects == set()
+    assert list(zip(*values)) == _by_rows(rows)
+    other = [[*GOOD[:9], "12,500", *GOOD[10:]]]  # not as written: read per value, still no one-row check
+    suspects = set()
+    values = check.claims_columns([tuple(c) for c in zip(*other)], suspects)
+    assert suspects == set() and values[10] == ["12500.00"]
+    late = [[*GOOD[:7], "2026-06-17", "", *GOOD[9:]]]  # after tomorrow (XNH_TODAY 2026-06-15): only one-row decides
+    suspects = set()
+    check.claims_columns([tuple(c) for c in zip(*late)], suspects)
+    assert suspects == {0}
+    assert _by_block(check, late) == _by_rows(late) == [("rejected", "入院日期", "入院日期晚于今天: 2026-06-17")]
 
 
 @pytest.mark.parametrize("a,b,greater", [

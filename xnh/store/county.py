@@ -21,7 +21,10 @@ def member_by_id_number(db: Database, id_number: str) -> dict | None:
 
 
 def household_enrollment(db: Database, household_id: str, year: int) -> list[dict]:
-    return _db.rows(db, "select * from enrollments where household_id = ? and year = ? order by member_id",
+    """The household's enrollment rows of `year`. `+year`: the (year, member_id) key must not be used for
+    this (without statistics SQLite takes it to save the sort, and reads every enrollment of the year);
+    the household index finds the few rows (tests/test_county_plans.py)."""
+    return _db.rows(db, "select * from enrollments where household_id = ? and +year = ? order by member_id",
                       [household_id, year])
 
 

@@ -47,6 +47,7 @@ MESSAGE_WAIT = 4.0  # ... but a message at most this long in all, for the messag
 STUCK = 1.0  # a message holding the message lock this long is waiting for SQLite's: the file is locked
 _LOOK = 0.25  # how often a message waiting for the message lock looks whether its holder is stuck
 _held_since = [0.0]  # when the message lock was taken (0: free)
+COUNTY_PAGE_BYTES = 16384  # the county file: bulk loads of millions of rows (fewer, larger pages: about 1.5 s less at 1M claims)
 
 
 class Busy(sqlite3.OperationalError):
@@ -161,6 +162,7 @@ def open_db(path: str) -> Database:
 def open_county(path: str) -> Database:
     """A connection to the county file alone (what `xnh sync` writes), its migrations applied."""
     db = Database(sqlite3.connect(county_path(path)))
+    db.execute(f"PRAGMA page_size={COUNTY_PAGE_BYTES}")  # takes effect only on a new, empty file
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(f"PRAGMA busy_timeout={BUSY_MS}")

@@ -7,30 +7,27 @@
     print("\\n".join(result.summary_lines()))
 
 - Reads CSV in UTF-8 (with or without BOM) or GBK/GB18030 (detected), or .xlsx (openpyxl), as a
-  stream: the file is never held in memory.
+  stream of blocks, strictly: one record a line (an unbalanced quote is an error of its line), lines
+  and cells of bounded length (a longer line is rejected as it streams past, never held in memory).
 - Checks every row (ID number check digit and birth date, level/status/type/category words, amounts
-  as Decimal, dates); a bad row is rejected with its line number, column and reason, kept in
-  `rejected_rows` and written to FILE.rejected.csv, and the rest is imported.
+  as Decimal, dates, none after tomorrow; full-width digits read as ASCII), column by column; a bad
+  row is rejected with its line number, column and reason, kept in `rejected_rows` and written to
+  FILE.rejected.csv (owner-only, formulas neutralised, the export's own columns), and the rest is
+  imported. A key given twice in the file rejects every row of it, with all their line numbers.
 - Upserts by key; a row whose 更新时间 is not newer than the stored one changes nothing, so
-  re-importing a file reports 0 changes. Every claim status change goes to `claim_history`; a claim
-  that becomes 已拨付 gets a payment notice, derived from that history into the service's database
-  once the import has committed (`xnh/store/outbox.py`).
+  re-importing a file reports 0 changes, and blocks of lines an earlier import took in whole are not
+  checked again. Every claim status change goes to `claim_history`; a claim that becomes 已拨付 gets a
+  payment notice, derived from that history into the service's database once the import has committed
+  (`xnh/store/outbox.py`).
 - The whole import, its `sync_runs` row included, is one transaction on a connection to the county file
   alone (messages keep being answered: they write the service file): a crash (kill -9) leaves the
   database as it was, and running again finishes the job.
 
-Speed: rows go to SQLite with `executemany` in one transaction (sqlite-utils' insert_all commits per
-batch and caps batch size; STYLE.md measured 2.3x). When the file is large next to the table (the
-first import of a county), the secondary indexes are dropped and rebuilt inside the same transaction,
-which is several times faster than updating them row by row. Claims into an empty table go in "bulk
-mode" (write.Writer): plain INSERTs, history by one INSERT … SELECT afterwards, until a
-结算单号 comes twice. Files ≥ 4 MB are read and checked in a forked process; a row made of cells
-already checked in earlier rows takes a fast path (check.Checker._claim_known). bench/sync_bench.py
-measures it; bench/SYNC_RESULTS.md has the figures and what was tried.
+Speed: see write.py (bulk mode, indexes rebuilt after a large load) and check.py (column checks);
+bench/sync_bench.py measures it against the sqlite3 CLI's `.import`.
 
 One module per step: `read.py` (the file, its encoding and header), `check.py` (each row),
-`write.py` (SQL, triggers, the bulk writer), `report.py` (the rejected-row report and the summary),
-`fork.py` (reading and checking in a second process) and `importer.py`, which runs them in order.
+`write.py` (SQL, triggers, the bulk writer), `report.py` (the rejected-row report and the summary) and `importer.py`, which runs them in order.
 """
 from .check import CLAIM_STATUSES, VISIT_TYPES
 from .importer import check_readable, run

@@ -1,8 +1,26 @@
-"""Writing checked rows in the import's one transaction: the upsert SQL (a newer 更新时间 wins), the
-per-connection triggers (claim history, the count of updates, a 结算单号 that would move to another
-member), secondary indexes dropped and rebuilt around a large load, and the bulk writer."""
+"""Writing checked rows in the import's one transaction.
+
+- Bulk mode, when the table is empty (a county's first import): plain INSERTs; a key given twice in the
+  file shows as the primary key's conflict. Claim history comes from one INSERT … SELECT at the end.
+- Upsert mode otherwise: an INSERT … ON CONFLICT DO UPDATE where the row's 更新时间 is newer and something
+  differs; per-connection (TEMP) triggers write the claim history, count updates, refuse a 结算单号 that
+  would move to another member, and note the members an enrollment row touched. Every key of the file
+  goes into a TEMP table, which finds keys given twice.
+- A key given twice (either way) undoes the pass (ROLLBACK TO its savepoint) and runs it again with those
+  keys rejected, every row of them with all their line numbers: never half-applied.
+- Blocks (read.Block) whose digest an earlier sync recorded (every row of them imported, none rejected)
+  are not checked or written again: their rows count as unchanged. Re-importing them could change
+  nothing: a stored row only ever moves to a newer 更新时间, and a clean block stays clean as today moves
+  on. Only their keys are noted (a key in a skipped block may come again elsewhere in the file).
+- members are derived from enrollments after the rows are in: each member's row of the newest 更新时间
+  (the later 年度 on a tie), whatever the order of the file.
+- Secondary indexes are dropped and rebuilt around a load large next to its table; ANALYZE (sampled)
+  after, so that the planner picks the household indexes on the message path.
+"""
 from __future__ import annotations
 
+import csv
+import gc
 import logging
 import sqlite3
 import time
@@ -10,106 +28,140 @@ import time
 from sqlite_utils import Database
 
 from ..store.state import stamp
-from .check import raw_line
+from ..policy_kb.loader import levels
+from .check import raw_line, value_keys
+from .pipe import events, events_from
 from .read import estimate_rows
 
 logger = logging.getLogger(__name__)
 
-CACHE_KIB = 100_000  # SQLite page cache during a sync (the default 2 MB thrashes on a million rows)
+CACHE_KIB = 80_000  # SQLite page cache while rows are written (the default 2 MB thrashes on a million rows)
+# while sorting (CREATE INDEX, members from enrollments): SQLite's sorter buffers up to the page cache's size
+# in each of its threads, so the cache is made smaller first (memory stays bounded at any file size)
+SORT_CACHE_KIB = 32_000
+SORT_THREADS = 2  # each sorter task buffers up to SORT_CACHE_KIB: 4 threads took a 10M-member enrollment to 306 MB
+TEMP_CACHE_KIB = 20_000  # the TEMP tables' page cache (keys seen, members touched)
+ANALYSIS_LIMIT = 1000  # rows ANALYZE samples per index (PRAGMA analysis_limit)
+KEEP_RUNS = 3  # block digests of the last imports of a kind that are kept (older ones: the file moved on)
 
-def _upsert_sql(table: str, columns: list[str], key: tuple[str, ...], values: str, newer: str) -> str:
-    """INSERT, or UPDATE when the row's 更新时间 is newer (`newer` is '>' or '>=') and something differs."""
-    rest = [c for c in columns if c not in key]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
-            f"ON CONFLICT({', '.join(key)}) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in rest)
-            + f" WHERE excluded.updated_at {newer} {table}.updated_at AND ("
-            + " OR ".join(f"{table}.{c} IS NOT excluded.{c}" for c in rest if c != "updated_at" or newer == ">=") + ")")
-
+_TABLES = {"claims": ("claims", "claim_history"), "enrollment": ("enrollments", "members")}
+KEY_WORDS = {"claims": "结算单号", "enrollment": "参合证号"}
 
 _CLAIM_COLS = ["claim_id", "member_id", "household_id", "name", "id_number", "visit_type", "hospital", "level",
                "admitted", "discharged", "total", "eligible", "reimbursed", "status", "reject_reason", "paid_date",
                "paid_channel", "updated_at"]
-# household_id: the member's household when the member is known, else 参合证号 before the '-'
+# household_id: the member's household when the member is known, else 参合证号 before the '-' (?3)
 _CLAIM_VALUES = ("?1, ?2, COALESCE((SELECT household_id FROM members WHERE member_id = ?2), ?3), "
                  + ", ".join(f"?{i}" for i in range(4, 19)))
-_CLAIM_UPSERT = _upsert_sql("claims", _CLAIM_COLS, ("claim_id",), _CLAIM_VALUES, ">")
 _ENROLLMENT_COLS = ["year", "member_id", "household_id", "name", "sex", "id_number", "relation", "phone",
                     "township", "village", "category", "paid_amount", "paid_date", "status", "updated_at"]
-_ENROLLMENT_UPSERT = _upsert_sql("enrollments", _ENROLLMENT_COLS, ("year", "member_id"),
-                                 ", ".join(f"?{i}" for i in range(1, 16)), ">")
 _MEMBER_COLS = ["member_id", "household_id", "name", "sex", "id_number", "relation", "phone", "township",
                 "village", "category", "updated_at"]
-# members keeps the latest data per 参合证号: the same or a newer 更新时间 (a later year's row) wins
-_MEMBER_UPSERT = _upsert_sql("members", _MEMBER_COLS, ("member_id",),
-                             ", ".join(f"?{i}" for i in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15)), ">=")
 
-# a 结算单号 never moves to another person: such a row is rejected, whatever its 更新时间
-_CLAIM_UPSERT = _CLAIM_UPSERT.replace(" WHERE excluded.updated_at", " WHERE claims.member_id IS NOT excluded.member_id OR "
-                                      "excluded.updated_at", 1)
-_CONFLICT = "xnh_sync_claim_member_conflict"
 
-# the first import into an empty claims table ("bulk" mode, see Writer): a plain INSERT, no trigger
+def _upsert_sql(table: str, columns: list[str], key: tuple[str, ...], values: str) -> str:
+    """INSERT, or UPDATE when the row's 更新时间 is newer and something differs."""
+    rest = [c for c in columns if c not in key]
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
+            f"ON CONFLICT({', '.join(key)}) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in rest)
+            + f" WHERE excluded.updated_at > {table}.updated_at AND ("
+            + " OR ".join(f"{table}.{c} IS NOT excluded.{c}" for c in rest if c != "updated_at") + ")")
+
+
 _CLAIM_INSERT = f"INSERT INTO claims ({', '.join(_CLAIM_COLS)}) VALUES ({_CLAIM_VALUES})"
+# no member known yet (claims synced before any enrollment): no look-up per row
+_CLAIM_INSERT_NO_MEMBERS = f"INSERT INTO claims ({', '.join(_CLAIM_COLS)}) VALUES ({', '.join('?' * 18)})"
+# a 结算单号 never moves to another person: such a row is rejected (trigger), whatever its 更新时间
+_CLAIM_UPSERT = _upsert_sql("claims", _CLAIM_COLS, ("claim_id",), _CLAIM_VALUES).replace(
+    " WHERE excluded.updated_at", " WHERE claims.member_id IS NOT excluded.member_id OR excluded.updated_at", 1)
+_ENROLLMENT_INSERT = (f"INSERT INTO enrollments ({', '.join(_ENROLLMENT_COLS)}) "
+                      f"VALUES ({', '.join('?' * len(_ENROLLMENT_COLS))})")
+_ENROLLMENT_UPSERT = _upsert_sql("enrollments", _ENROLLMENT_COLS, ("year", "member_id"),
+                                 ", ".join("?" * len(_ENROLLMENT_COLS)))
 _BULK_HISTORY = ("INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id) "
                  "SELECT claim_id, NULL, status, updated_at, ? FROM claims ORDER BY rowid")
+# each touched member's newest enrollment row (SQLite: the bare columns come from the row holding the max)
+_MEMBERS_FROM = """
+INSERT INTO members ({cols})
+SELECT {cols} FROM (SELECT {e_cols}, max(e.updated_at || ' ' || e.year) FROM {source} GROUP BY e.member_id)
+WHERE true
+ON CONFLICT(member_id) DO UPDATE SET {sets}
+WHERE excluded.updated_at >= members.updated_at AND ({differs})
+""".format(cols=", ".join(_MEMBER_COLS), e_cols=", ".join(f"e.{c}" for c in _MEMBER_COLS), source="{source}",
+           sets=", ".join(f"{c} = excluded.{c}" for c in _MEMBER_COLS[1:]),
+           differs=" OR ".join(f"members.{c} IS NOT excluded.{c}" for c in _MEMBER_COLS[1:]))
+_YEARS = ("WITH RECURSIVE y(v) AS (SELECT min(year) FROM enrollments UNION ALL "
+          "SELECT (SELECT min(year) FROM enrollments WHERE year > v) FROM y WHERE v IS NOT NULL) "
+          "SELECT v FROM y WHERE v IS NOT NULL")
 
-_TABLES = {"claims": ("claims", "claim_history"), "enrollment": ("enrollments", "members")}
+_CONFLICT = "xnh_sync_claim_member_conflict"
 _COUNTER = "_xnh_sync_updates"
-_TRIGGERS = ("_xnh_sync_claim_ins", "_xnh_sync_claim_upd", "_xnh_sync_claim_member", "_xnh_sync_count")
+_SEEN = "_xnh_sync_seen"
+_TOUCHED = "_xnh_sync_touched"
+_TWICE = "_xnh_sync_twice"
+_TRIGGERS = ("_xnh_sync_claim_ins", "_xnh_sync_claim_upd", "_xnh_sync_claim_member", "_xnh_sync_count",
+             "_xnh_sync_touch_ins", "_xnh_sync_touch_upd")
 
 
-def _install_triggers(db: Database, kind: str, run_id: int) -> None:
-    """Per-connection (TEMP) triggers: the count of updated rows, claim history of updates, and the refusal of a 结算单号 that would move to another member. The trigger
-    for inserted claims comes separately (_install_insert_trigger): bulk mode does without it."""
-    _drop_triggers(db)
+class Twice(Exception):
+    """Keys given more than once in the file: the pass is undone and run again without them."""
+
+
+def _drop_temp(conn) -> None:
+    for name in _TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS temp.{name}")
+    for name in (_COUNTER, _SEEN, _TOUCHED, _TWICE):
+        conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+def _install_temp(conn, kind: str, run_id: int, bulk: bool) -> None:
+    """Per-connection tables and triggers of this pass (see the module's docstring)."""
+    _drop_temp(conn)
     table = _TABLES[kind][0]
-    db.execute(f"CREATE TEMP TABLE {_COUNTER} (n INTEGER)")
-    db.execute(f"INSERT INTO temp.{_COUNTER} VALUES (0)")
-    db.execute(f"CREATE TEMP TRIGGER _xnh_sync_count AFTER UPDATE ON main.{table} BEGIN "
-               f"UPDATE {_COUNTER} SET n = n + 1; END")
-    if kind != "claims":
+    conn.execute(f"CREATE TEMP TABLE {_COUNTER} (n INTEGER)")
+    conn.execute(f"INSERT INTO temp.{_COUNTER} VALUES (0)")
+    conn.execute(f"CREATE TEMP TABLE {_SEEN} (k1, k2, n INTEGER, PRIMARY KEY (k1, k2)) WITHOUT ROWID")
+    conn.execute(f"CREATE TEMP TABLE {_TOUCHED} (member_id TEXT PRIMARY KEY) WITHOUT ROWID")
+    conn.execute(f"CREATE TEMP TABLE {_TWICE} (line INTEGER, k1, k2, raw TEXT)")
+    conn.execute(f"CREATE TEMP TRIGGER _xnh_sync_count AFTER UPDATE ON main.{table} BEGIN "
+                 f"UPDATE {_COUNTER} SET n = n + 1; END")
+    if kind == "enrollment" and not bulk:
+        for name, event in (("_xnh_sync_touch_ins", "INSERT"), ("_xnh_sync_touch_upd", "UPDATE")):
+            conn.execute(f"CREATE TEMP TRIGGER {name} AFTER {event} ON main.enrollments BEGIN "
+                         f"INSERT OR IGNORE INTO {_TOUCHED} VALUES (new.member_id); END")
+    if kind != "claims" or bulk:
         return
-    db.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_member BEFORE UPDATE OF member_id ON main.claims
+    conn.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_member BEFORE UPDATE OF member_id ON main.claims
         WHEN old.member_id IS NOT new.member_id BEGIN SELECT RAISE(ABORT, '{_CONFLICT}'); END""")
-    db.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_upd AFTER UPDATE OF status ON main.claims
+    conn.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_upd AFTER UPDATE OF status ON main.claims
         WHEN old.status IS NOT new.status BEGIN
         INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id)
             VALUES (new.claim_id, old.status, new.status, new.updated_at, {int(run_id)});
     END""")
-
-
-def _install_insert_trigger(conn: sqlite3.Connection, run_id: int) -> None:
-    """History for each claim inserted, as it is inserted."""
     conn.execute(f"""CREATE TEMP TRIGGER _xnh_sync_claim_ins AFTER INSERT ON main.claims BEGIN
         INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id)
             VALUES (new.claim_id, NULL, new.status, new.updated_at, {int(run_id)});
     END""")
 
 
-def _drop_triggers(db: Database) -> None:
-    for name in _TRIGGERS:
-        db.execute(f"DROP TRIGGER IF EXISTS temp.{name}")
-    db.execute(f"DROP TABLE IF EXISTS temp.{_COUNTER}")
-
-
-def _drop_indexes(db: Database, tables) -> list[str]:
+def _drop_indexes(conn, tables) -> list[str]:
     """Drop the secondary indexes of `tables` (inside the transaction); returns their CREATE statements."""
     marks = ",".join("?" * len(tables))
-    rows = db.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                      f"AND tbl_name IN ({marks})", list(tables)).fetchall()
+    rows = conn.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                        f"AND tbl_name IN ({marks})", list(tables)).fetchall()
     for name, _ in rows:
-        db.execute(f"DROP INDEX [{name}]")
+        conn.execute(f"DROP INDEX [{name}]")
     return [sql for _, sql in rows]
 
 
-def _count(db: Database, table: str) -> int:
-    return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+def _top(conn, table: str) -> int:
+    return conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
 
 
-
-def import_rows(db, kind, path, batches, result, report, progress):
-    table, other = _TABLES[kind]
+def import_rows(db: Database, kind: str, path, table, result, report, progress) -> None:
+    """Read, check and write every block of `table` (read.Table) in one transaction on `db` (the county
+    file's own connection); fills `result`, writes rejected rows to `report`."""
     conn = db.conn
     estimate = estimate_rows(path, result.encoding)
     bar = None
@@ -119,8 +171,11 @@ def import_rows(db, kind, path, batches, result, report, progress):
 
         bar = tqdm(total=estimate or None, unit="rows", unit_scale=True, desc=f"sync {kind}", leave=False)
     t0 = time.monotonic()
-    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    saved = {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "temp.cache_size")}
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    conn.execute(f"PRAGMA temp.cache_size = -{TEMP_CACHE_KIB}")
+    gc_was = gc.isenabled()
+    gc.disable()  # millions of short-lived lists and tuples, no cycles: the collector only slows it down
     try:
         with db.atomic():
             cur = conn.execute(
@@ -128,138 +183,257 @@ def import_rows(db, kind, path, batches, result, report, progress):
                 "rejected) VALUES (?, ?, ?, ?, 'running', 0, 0, 0, 0)",
                 [kind, str(path.resolve()), result.encoding, stamp()])
             run_id = result.run_id = cur.lastrowid
-            before = _count(db, table)
-            # a large file next to the table: rebuilding the indexes afterwards beats updating them row by row
-            saved_indexes = _drop_indexes(db, (table, other)) if before < estimate else []
-            _install_triggers(db, kind, run_id)
-            writer = Writer(conn, kind, run_id, result, report, bulk=kind == "claims" and before == 0)
-            if not writer.bulk and kind == "claims":
-                _install_insert_trigger(conn, run_id)
-            try:
-                done = 0
-                for valid, rejected in batches:
-                    writer.write(valid)
-                    writer.reject(rejected)
-                    done += len(valid) + len(rejected)
+            main, other = _TABLES[kind]
+            top = _top(conn, main)
+            bulk = top == 0
+            known = set() if bulk else {d for (d,) in conn.execute(
+                "SELECT digest FROM sync_blocks WHERE kind = ?", [kind])}
+            saved_indexes = _drop_indexes(conn, (main, other)) if estimate > 2 * top else []
+            conn.execute("SAVEPOINT xnh_sync_rows")
+            twice: set = set()
+            while True:
+                writer = Writer(conn, kind, run_id, bulk, known, twice, result, report, table.positions)
+                try:
+                    if twice:  # a second pass (rare): in this process, holding the rows of those keys
+                        writer.run(events(table, kind, known, hold=writer), bar, report_progress, estimate)
+                    else:
+                        with events_from(table, kind, known) as found:
+                            writer.run(found, bar, report_progress, estimate)
+                    break
+                except Twice as e:
+                    twice = e.args[0]
+                    logger.info("sync %s: %d keys given twice, the pass again without them", kind, len(twice))
+                    conn.execute("ROLLBACK TO xnh_sync_rows")
+                    result.rejected, result.reasons = 0, {}
+                    report.restart()
                     if bar is not None:
-                        bar.update(len(valid) + len(rejected))
-                    if report_progress is not None:
-                        report_progress(done, estimate)
-                writer.end_bulk()
-                logger.debug("sync %s: rows written after %.1fs", kind, time.monotonic() - t0)
-                if saved_indexes:
-                    conn.execute("PRAGMA threads = 4")  # multi-threaded sorter for CREATE INDEX
-                    for sql in saved_indexes:
-                        conn.execute(sql)
-                    logger.debug("sync %s: indexes rebuilt after %.1fs", kind, time.monotonic() - t0)
-                result.inserted = _count(db, table) - before
-                result.updated = conn.execute(f"SELECT n FROM temp.{_COUNTER}").fetchone()[0]
-                result.unchanged = writer.valid - result.inserted - result.updated
-                if kind == "enrollment":
-                    fix_claim_households(db)
-                    logger.debug("sync %s: households after %.1fs", kind, time.monotonic() - t0)
-            finally:
-                _drop_triggers(db)
-                if bar is not None:
-                    bar.close()
+                        bar.reset()
+                    table.reopen()
+            conn.execute("RELEASE xnh_sync_rows")
+            logger.debug("sync %s: rows written after %.1fs", kind, time.monotonic() - t0)
+            writer.finish(saved_indexes)
+            logger.debug("sync %s: indexes and members after %.1fs", kind, time.monotonic() - t0)
+            result.inserted = _top(conn, main) - top
+            result.updated = conn.execute(f"SELECT n FROM temp.{_COUNTER}").fetchone()[0]
+            result.unchanged = writer.valid - result.inserted - result.updated
+            result.skipped_blocks = writer.skipped_blocks
+            _drop_temp(conn)
+            _analyze(conn, kind, result)
             conn.execute("UPDATE sync_runs SET finished_at = ?, inserted = ?, updated = ?, unchanged = ?, "
                          "rejected = ?, status = 'ok' WHERE id = ?",
                          [stamp(), result.inserted, result.updated, result.unchanged, result.rejected, run_id])
     finally:
-        conn.execute(f"PRAGMA cache_size = {cache_size}")
+        if gc_was:
+            gc.enable()
+        if bar is not None:
+            bar.close()
+        for name, value in saved.items():
+            conn.execute(f"PRAGMA {name} = {value}")
     logger.debug("sync %s: committed after %.1fs", kind, time.monotonic() - t0)
 
 
+def _analyze(conn, kind: str, result) -> None:
+    """Refresh the planner's statistics (sampled: milliseconds at ten million rows) when rows came in."""
+    if result.inserted or result.updated:
+        conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+        for table in _TABLES[kind]:
+            conn.execute(f"ANALYZE {table}")
+
 
 class Writer:
-    """Writes checked batches: executemany per batch; rejected rows to the table and the report.
+    """One pass over the file's blocks: check, write, note keys, reject (see the module's docstring)."""
 
-    Bulk mode, for claims into an empty table (a county's first import): a plain INSERT without the
-    per-row history trigger (which costs as much as the insert itself); the history rows
-    of all inserted claims are written by end_bulk() with one INSERT … SELECT. The first 结算单号 that
-    comes again in the file ends bulk mode there: from that row on the upsert and its triggers apply, so
-    the result is the same as without bulk mode."""
-
-    def __init__(self, conn, kind, run_id, result, report, bulk=False):
-        self.conn, self.kind, self.run_id, self.result, self.report = conn, kind, run_id, result, report
-        self.bulk = bulk
+    def __init__(self, conn, kind, run_id, bulk, known, twice, result, report, positions):
+        self.conn, self.kind, self.run_id, self.bulk, self.known = conn, kind, run_id, bulk, known
+        self.twice = twice  # keys given twice, found by an earlier pass: their rows are rejected
+        self.result, self.report, self.positions = result, report, positions
         self.valid = 0
+        self.skipped_blocks = 0
+        self.clean: list = []  # digests of blocks imported without a rejection
+        self.conflicts: set = set()  # keys found twice by the primary key (bulk mode)
+        self._levels = {key: entry["name"] for key, entry in levels().items()}
+        _install_temp(conn, kind, run_id, bulk)
+        self.insert = {("claims", True): _CLAIM_INSERT, ("claims", False): _CLAIM_UPSERT,
+                       ("enrollment", True): _ENROLLMENT_INSERT, ("enrollment", False): _ENROLLMENT_UPSERT}[kind, bulk]
+        if self.insert is _CLAIM_INSERT and not conn.execute("SELECT EXISTS (SELECT 1 FROM members)").fetchone()[0]:
+            self.insert = _CLAIM_INSERT_NO_MEMBERS
 
-    def write(self, rows) -> None:
-        """rows: [(line, values)]. A 结算单号 that belongs to another member aborts its row (trigger):
-        that row is rejected and the batch goes on after it."""
-        start = self._insert_bulk(rows) if self.bulk else 0
-        while start < len(rows):
+    def run(self, found, bar=None, report_progress=None, estimate=0) -> None:
+        """Write the events of pipe.events(): blocks checked, or skipped."""
+        done = 0
+        for event in found:
+            if event[0] == "skip":
+                _, keys, n, digests = event
+                if not self.bulk:
+                    self._note_keys(keys)
+                self.valid += len(keys)
+                self.skipped_blocks += len(digests)
+                self.clean.extend(digests)
+            else:
+                _, values, lines, rejected, others, clean, n = event
+                self._write(values, lines, rejected, others)
+                self.clean.extend(clean)
+            done += n
+            if bar is not None:
+                bar.update(n)
+            if report_progress is not None:
+                report_progress(done, estimate)
+        self._find_twice()
+        self._reject_twice()
+
+    # -- keys given twice --------------------------------------------------------------------------------
+
+    def _note_keys(self, keys, n: int = 1) -> None:
+        if not keys:
+            return
+        rows = [(k, "", n) for k in keys] if self.kind == "claims" else [(*k, n) for k in keys]
+        self.conn.executemany(f"INSERT INTO temp.{_SEEN} (k1, k2, n) VALUES (?, ?, ?) "
+                              f"ON CONFLICT (k1, k2) DO UPDATE SET n = n + excluded.n", rows)
+
+    def _find_twice(self) -> None:
+        """Raise Twice with the keys given more than once (unless this pass already left them out)."""
+        if self.twice:
+            return
+        found = set(self.conflicts)
+        if self.bulk:  # seen holds the keys of rejected rows only: the table has the others
+            join = ("claims AS t ON t.claim_id = s.k1" if self.kind == "claims"
+                    else "enrollments AS t ON t.year = s.k1 AND t.member_id = s.k2")
+            query = (f"SELECT k1, k2 FROM temp.{_SEEN} AS s WHERE n > 1 UNION "
+                     f"SELECT k1, k2 FROM temp.{_SEEN} AS s JOIN {join}")
+        else:
+            query = f"SELECT k1, k2 FROM temp.{_SEEN} WHERE n > 1"
+        for k1, k2 in self.conn.execute(query):
+            found.add(k1 if self.kind == "claims" else (k1, k2))
+        if found:
+            raise Twice(found)
+
+    def hold(self, checked, block) -> bool:
+        """Rows of keys given twice: out of the writing, into a TEMP table until all their lines are known."""
+        twice = self.twice
+        keys = value_keys(self.kind, checked.values)
+        hit = [i for i, k in enumerate(keys) if k in twice]
+        others = {line for k, line in checked.others if k in twice}
+        if not hit and not others:
+            return False
+        cells_of = {line: block.cells(i) for i, line in enumerate(block.lines)}
+        held = [(checked.lines[i], keys[i], cells_of[checked.lines[i]]) for i in hit]
+        held += [(r[0], next(k for k, line in checked.others if line == r[0]), r[3])
+                 for r in checked.rejected if r[0] in others]
+        rows = [(line, *((k, "") if self.kind == "claims" else k), raw_line(cells)) for line, k, cells in held]
+        self.conn.executemany(f"INSERT INTO temp.{_TWICE} (line, k1, k2, raw) VALUES (?, ?, ?, ?)", rows)
+        if hit:
+            drop = set(hit)
+            checked.values = [v for i, v in enumerate(checked.values) if i not in drop]
+            checked.lines = [v for i, v in enumerate(checked.lines) if i not in drop]
+        checked.rejected = [r for r in checked.rejected if r[0] not in others]
+        return True
+
+    def twice_in(self, keys) -> bool:
+        return not self.twice.isdisjoint(keys)
+
+    def _reject_twice(self) -> None:
+        """Every row of a key given twice, with all the lines of that key."""
+        if not self.twice:
+            return
+        what = "结算单号" if self.kind == "claims" else "年度和参合证号"
+        rows = self.conn.execute(
+            f"SELECT t.line, t.raw, g.lines, g.n FROM temp.{_TWICE} AS t JOIN (SELECT k1, k2, count(*) AS n, "
+            f"group_concat(line, '、') AS lines FROM (SELECT * FROM temp.{_TWICE} ORDER BY line) GROUP BY k1, k2) AS g "
+            f"USING (k1, k2) ORDER BY t.line").fetchall()
+        for line, raw, lines, n in rows:
+            cells = next(csv.reader([raw])) if raw else []
+            self._reject(line, KEY_WORDS[self.kind], f"{what}在文件中出现{n}次: 第{lines}行", cells)
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def _reject(self, line, column, reason, cells) -> None:
+        self.conn.execute('INSERT INTO rejected_rows (sync_run_id, line, "column", reason, raw) '
+                          "VALUES (?, ?, ?, ?, ?)", [self.run_id, line, column, reason, raw_line(cells)])
+        self.report.write(line, column, reason, cells)
+        reasons = self.result.reasons
+        key = reason.split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+        self.result.rejected += 1
+
+    def _write(self, values, lines, rejected, others) -> None:
+        for line, column, reason, cells in rejected:
+            self._reject(line, column, reason, cells)
+        other_keys = [k for k, _ in others]
+        self._note_keys(other_keys if self.bulk else value_keys(self.kind, values) + other_keys)
+        start = 0
+        while start < len(values):
             at = [start]
 
-            def values(start=start):
-                for i in range(start, len(rows)):
+            def rows(start=start):
+                for i in range(start, len(values)):
                     at[0] = i
-                    yield rows[i][1]
+                    yield values[i]
 
             try:
-                if self.kind == "claims":
-                    self.conn.executemany(_CLAIM_UPSERT, values())
-                else:
-                    self.conn.executemany(_ENROLLMENT_UPSERT, values())
-                    self.conn.executemany(_MEMBER_UPSERT, (r[1] for r in rows[start:]))
-                self.valid += len(rows) - start
+                self.conn.executemany(self.insert, rows())
+                self.valid += len(values) - start
                 return
             except sqlite3.IntegrityError as e:
-                if _CONFLICT not in str(e):
+                i = at[0]
+                self.valid += i - start
+                if _CONFLICT in str(e):
+                    owner = self.conn.execute("SELECT member_id FROM claims WHERE claim_id = ?",
+                                              [values[i][0]]).fetchone()
+                    self._reject(lines[i], "结算单号", f"结算单号已属于另一参合证号: {owner[0] if owner else '?'}",
+                                 self._cells(values[i]))
+                elif self.bulk and "UNIQUE" in str(e):
+                    self.conflicts.add(value_keys(self.kind, [values[i]])[0])
+                else:
                     raise
-                line, vals = rows[at[0]]
-                self.valid += at[0] - start
-                owner = self.conn.execute("SELECT member_id FROM claims WHERE claim_id = ?", [vals[0]]).fetchone()
-                raw = raw_line([v for i, v in enumerate(vals) if i != 2])  # as read, less the household
-                self.reject([(line, "结算单号", f"结算单号已属于另一参合证号: {owner[0] if owner else '?'}", raw)])
-                start = at[0] + 1
+                start = i + 1
 
-    def _insert_bulk(self, rows) -> int:
-        """Plain INSERTs; returns len(rows), or the index of a row whose 结算单号 is already in the table
-        after ending bulk mode (the caller upserts from there)."""
-        at = [0]
+    def _cells(self, values) -> list[str]:
+        """A checked row's cells for the report, in the export's column order (the level as its word)."""
+        cells = [str(v) for v in values]
+        if self.kind == "claims":
+            del cells[2]  # the household, which the export does not have
+            cells[6] = self._levels.get(cells[6], cells[6])
+        return cells
 
-        def values():
-            for i, (_, vals) in enumerate(rows):
-                at[0] = i
-                yield vals
+    # -- after the rows ------------------------------------------------------------------------------------
 
-        try:
-            self.conn.executemany(_CLAIM_INSERT, values())
-        except sqlite3.IntegrityError as e:
-            if "UNIQUE" not in str(e):
-                raise
-            self.valid += at[0]
-            self.end_bulk()
-            return at[0]
-        self.valid += len(rows)
-        return len(rows)
+    def finish(self, saved_indexes) -> None:
+        conn = self.conn
+        conn.execute(f"PRAGMA cache_size = -{SORT_CACHE_KIB}")
+        conn.execute("PRAGMA shrink_memory")
+        if self.bulk and self.kind == "claims":
+            conn.execute(_BULK_HISTORY, [self.run_id])
+        if self.kind == "enrollment":
+            self._members()  # before the indexes of members are built again (not updated row by row)
+        if saved_indexes:
+            conn.execute(f"PRAGMA threads = {SORT_THREADS}")  # a multi-threaded sorter for CREATE INDEX
+            for sql in saved_indexes:
+                conn.execute(sql)
+        conn.executemany("INSERT INTO sync_blocks (kind, digest, sync_run_id) VALUES (?, ?, ?) ON CONFLICT "
+                         "(kind, digest) DO UPDATE SET sync_run_id = excluded.sync_run_id",
+                         [(self.kind, d, self.run_id) for d in self.clean])
+        oldest = conn.execute("SELECT id FROM sync_runs WHERE kind = ? AND (status = 'ok' OR id = ?) "
+                              "ORDER BY id DESC LIMIT 1 OFFSET ?", [self.kind, self.run_id, KEEP_RUNS - 1]).fetchone()
+        if oldest:  # the digests no import of the last KEEP_RUNS had: memory stays bounded over the years
+            conn.execute("DELETE FROM sync_blocks WHERE kind = ? AND (sync_run_id IS NULL OR sync_run_id < ?)",
+                         [self.kind, oldest[0]])
 
-    def end_bulk(self) -> None:
-        """History of the claims inserted in bulk mode (the table held nothing else), then the
-        insert trigger for what follows."""
-        if not self.bulk:
+    def _members(self) -> None:
+        """members from enrollments for the members this sync touched (all of them after a bulk load), and
+        the household of their claims."""
+        conn = self.conn
+        if self.bulk:
+            conn.execute(_MEMBERS_FROM.format(source="enrollments AS e"))
+            conn.execute("UPDATE claims SET household_id = m.household_id FROM members AS m "
+                         "WHERE m.member_id = claims.member_id AND claims.household_id IS NOT m.household_id")
             return
-        self.bulk = False
-        self.conn.execute(_BULK_HISTORY, [self.run_id])
-        _install_insert_trigger(self.conn, self.run_id)
-
-    def reject(self, rejected) -> None:
-        """rejected: [(line, column, reason, raw)]."""
-        if not rejected:
+        years = [y for (y,) in conn.execute(_YEARS)]
+        if not years:
             return
-        self.conn.executemany('INSERT INTO rejected_rows (sync_run_id, line, "column", reason, raw) '
-                              "VALUES (?, ?, ?, ?, ?)", [(self.run_id, *r) for r in rejected])
-        reasons = self.result.reasons
-        for line, column, reason, raw in rejected:
-            self.report.write(line, column, reason, raw)
-            key = reason.split(":")[0]
-            reasons[key] = reasons.get(key, 0) + 1
-        self.result.rejected += len(rejected)
-
-
-def fix_claim_households(db: Database) -> None:
-    """Claims imported before their member's enrollment guessed the household from 参合证号: correct them."""
-    db.execute("UPDATE claims SET household_id = m.household_id FROM members AS m "
-               "WHERE m.member_id = claims.member_id AND claims.household_id IS NOT m.household_id")
+        marks = ", ".join("?" * len(years))
+        conn.execute(_MEMBERS_FROM.format(
+            source=f"temp.{_TOUCHED} AS t JOIN enrollments AS e ON e.year IN ({marks}) AND e.member_id = t.member_id"),
+            years)
+        conn.execute(f"UPDATE claims SET household_id = m.household_id FROM members AS m "
+                     f"WHERE claims.member_id IN (SELECT member_id FROM temp.{_TOUCHED}) "
+                     f"AND m.member_id = claims.member_id AND claims.household_id IS NOT m.household_id")

@@ -70,3 +70,16 @@ def _last_end(quiet_end: str | None, policy: float) -> float:
 def json_fields(text: str | None) -> dict:
     """A row's recipient fields (campaigns: name, township, amount), from their JSON."""
     return json.loads(text) if text else {}
+
+
+def last_id(db) -> int:
+    """The newest outbox row's id (0 when empty): what a later count starts after."""
+    return db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]
+
+
+def payment_notices_since(db, after_id: int) -> dict:
+    """The payment notices written after row `after_id`: {"queued": n, "skipped": n} (skipped: paid long ago)."""
+    rows = db.execute("SELECT status = 'skipped', count(*) FROM outbox WHERE id > ? AND kind = 'payment' GROUP BY 1",
+                      [after_id]).fetchall()
+    counts = dict(rows)
+    return {"queued": counts.get(0, 0), "skipped": counts.get(1, 0)}
