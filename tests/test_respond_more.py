@@ -78,3 +78,19 @@ def test_an_injury_estimate_says_it_needs_investigation(ask, text, injury):
     reply = ask(text)
     assert reply.intent == "estimate" and "估算" in reply.text
     assert ("意外伤" in reply.text) is injury
+
+
+@pytest.mark.parametrize("absurd", ["住院花了3000000000000元", "住院花了90000000元", "花了20000000000块"])
+def test_an_absurd_amount_after_a_real_one_is_questioned_not_replaced(ask, absurd):
+    """Issue 17's small lie: the old amount was reused for an absurd new one."""
+    first = ask("住院花了3000能报多少", sender="13700000077")
+    assert first.data["estimate"]["total"] == "3000.00"
+    second = ask(absurd, sender="13700000077")
+    assert second.intent == "help" and "金额看着不对" in second.text and "3000" not in second.text.split("我是")[0]
+    third = ask("县医院", sender="13700000077")  # nothing pending: no estimate on the old amount
+    assert third.intent != "estimate"
+
+
+@pytest.mark.parametrize("text", ["住院花了1e20元", "住院花了2E5元"])
+def test_scientific_notation_is_no_amount(ask, text):
+    assert ask(text, sender="13700000078").intent != "estimate"  # 1e20 was read as 20: no bill is written so

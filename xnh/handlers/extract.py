@@ -97,6 +97,7 @@ class Amount:
     start: int = 0
     already: bool = False  # already reimbursed this year
     contribution: bool = False  # the premium paid for the scheme (每人要交180元), not a bill
+    absurd: bool = False  # at or over MAX_AMOUNT: no bill of a county's farmer; read as "the amount is wrong"
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Facts:
     rest: str = ""  # the text with the hospital's name blanked out
     third_party: bool = False  # about someone else (我爸, 孩子): personal data of the sender does not apply
     you_pay: bool = False  # asks what the patient pays (自己要掏多少): the reply names total − reimbursed
+    absurd: bool = False  # an amount too large to be a bill (3000000000000元): ask for the real one
 
 
 @county_cached(maxsize=4096)
@@ -184,6 +186,10 @@ def _premium(text: str, start: int, end: int) -> bool:
     return bool(_PREMIUM_BEFORE.search(before)) and not _CARE_NEAR.search(near) and bool(_SCHEME_WORDS.search(text))
 
 
+# a run of digits as long as a phone number, written as money (花了3000000000000元): no phone, an absurd sum
+_LONG_SUM = re.compile(r"(?:花了|花费|用了|费用|一共|总共|共计)\s*\d{11,}|\d{11,}\s*(?:元|块|万)")
+
+
 def _money_context(text: str, start: int, end: int) -> bool:
     """Words of spending or care near the number, or nothing but the number in the message."""
     before, after = MONEY_WINDOW
@@ -216,7 +222,10 @@ def amounts(text: str) -> list[Amount]:
         if not re.search(r"\d", span) and not re.search(f"[{_CN_UNITS}]", span) and not has_unit:
             continue  # a lone 一/二/两 is a word (一下, 两个), not money
         value = _to_number(span)
-        if value is None or value <= 0 or value >= MAX_AMOUNT:
+        if value is None or value <= 0:
+            continue
+        if value >= MAX_AMOUNT:
+            out.append(Amount(value, start=m.start(), absurd=True))
             continue
         out.append(Amount(value, bool(_APPROX_AFTER.match(after) or _APPROX_BEFORE.search(before)),
                           bool(_SELF_PAY_BEFORE.search(before) or _self_pay_after(masked[end:end + 12])), m.start(),
@@ -325,6 +334,8 @@ def facts(text: str) -> Facts:
     f.level = _agreed_level(mention, rest)
     age_free = _AGE.sub(lambda m: "#" * len(m.group()), rest)
     found = amounts(age_free)
+    f.absurd = any(a.absurd for a in found) or bool(_LONG_SUM.search(age_free))
+    found = [a for a in found if not a.absurd]
     if any(a.contribution for a in found):  # 每人交90元,本本上只填了60元: the other sums beside a premium are premiums too
         found = [a for a in found if not a.contribution and _CARE_NEAR.search(age_free[max(0, a.start - 6):a.start + 12])]
     paid = [a for a in found if a.self_pay and not a.already]

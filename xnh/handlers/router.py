@@ -107,6 +107,9 @@ def route(ctx: Context) -> Reply:
     if understand.declined(found) or understand.unanswerable(found):
         return policy.handle(ctx)  # 养老保险交100元, 狂犬疫苗1600元: no bill the estimator can price
     facts = extract.facts(text)
+    if facts.absurd and facts.total is None:  # 住院花了3000000000000元: never the last amount again, ask
+        ctx.state = Conversation()
+        return Reply("help", "help", {"reason": "amount"})
     if facts.total is not None and facts.visit != "inpatient" and "care:chronic" in concepts.find(text).concepts:
         return policy.handle(ctx)  # a chronic illness treated in outpatient care has its own application, no 门诊统筹 sum
     if estimate.wants_estimate(facts, text) or (facts.total is not None and facts.total >= 10 and _AMOUNT_ONLY.match(text)):
