@@ -1,5 +1,6 @@
 """The Flask application: builds the app and registers the channel blueprints (Twilio SMS /sms and
-/sms/status, the web simulator /, the optional Telegram webhook) and GET /healthz. `xnh serve`
+/sms/status, the web simulator /, the optional Telegram webhook, the WeChat official account /wechat) and
+GET /healthz. `xnh serve`
 runs it on waitress (xnh/server.py); the repository root's app.py exposes it to WSGI tools; tests use
 `create_app({"DB_PATH": ...}).test_client()`. Only those entry points import this module.
 
@@ -8,7 +9,7 @@ when none is given; kept as SETTINGS), then `test_config` overrides what it set:
 TWILIO_AUTH_TOKEN, PUBLIC_URL (XNH_PUBLIC_URL), SECRET_KEY (XNH_SECRET_KEY), SIMULATOR (XNH_SIMULATOR:
 "auto" (default) shows the simulator only until county data is synced into DB_PATH, "on"/"off" force
 it), TELEGRAM_WEBHOOK_SECRET, CONSOLE_COOKIE_SECURE (XNH_COOKIE_SECURE), CONSOLE_SESSION_MINUTES
-(XNH_SESSION_MINUTES); DEMO (default False; `xnh serve` and the root app.py set it): answer messages
+(XNH_SESSION_MINUTES), WECHAT_TOKEN, WECHAT_APP_ID, WECHAT_AES_KEY; DEMO (default False; `xnh serve` and the root app.py set it): answer messages
 from the demo county's own database until county data is synced into DB_PATH; SENDER: the health of the
 outbound sender `xnh serve` runs (xnh/broadcast/worker.py), which /healthz reports.
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, jsonify
 
-from .bot import console, request_db, sms, telegram_bot, web
+from .bot import console, request_db, sms, telegram_bot, web, wechat
 from .broadcast import health
 from .settings import Settings
 from .store import db as store_db
@@ -48,6 +49,9 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
         TELEGRAM_WEBHOOK_SECRET=settings.telegram_webhook_secret,
         CONSOLE_COOKIE_SECURE=settings.cookie_secure,
         CONSOLE_SESSION_MINUTES=settings.session_minutes,
+        WECHAT_TOKEN=settings.wechat_token,
+        WECHAT_APP_ID=settings.wechat_app_id,
+        WECHAT_AES_KEY=settings.wechat_aes_key,
         TELEGRAM_RUNNER=None,  # set by server.serve in webhook mode
         SENDER=None,  # set by server.serve: the outbound sender's Health
         DEMO=False,
@@ -61,6 +65,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     app.register_blueprint(sms.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(telegram_bot.webhook_bp)
+    app.register_blueprint(wechat.bp)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.teardown_request(request_db.finish_request)
     console.init_app(app)  # /console; last: it exempts the blueprints above (webhooks) from its CSRFProtect

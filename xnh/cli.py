@@ -378,3 +378,26 @@ def worker(settings, until_idle, threads):
     except KeyboardInterrupt:
         sent = None
     click.echo(f"sent={sent}" if sent is not None else "stopped")
+
+
+@cli.group(cls=_Group)
+def wechat():
+    """The WeChat official account (WECHAT_APP_ID, WECHAT_APP_SECRET)."""
+
+
+@wechat.command("menu")
+@pass_settings
+def wechat_menu(settings):
+    """Create the official account's menu through WeChat's API: 报销估算, 政策问答, and 查询服务 with 查参合,
+    查报销, 人工服务 (their clicks are answered on /wechat)."""
+    from .providers import wechat as provider
+    from .store import wechat as store
+
+    _service_db(settings).close()
+    try:
+        answer = provider.create_menu(settings, store.Ledger(settings.db_path))
+    except provider.NoticeProblem as e:
+        raise click.UsageError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - WeChat's refusal or the network: one line, not a traceback
+        raise click.ClickException(f"菜单创建失败 / the menu was not created: {e}") from None
+    click.echo(f"menu created: {answer.get('errmsg', 'ok')}")

@@ -1,5 +1,6 @@
 """Word a Reply with the channel's Jinja2 template: templates/sms/*.txt (short, plain text) for SMS,
-the web simulator and the CLI; templates/telegram/*.html (richer, HTML parse mode) for Telegram."""
+the web simulator and the CLI; templates/telegram/*.html (richer, HTML parse mode) for Telegram;
+templates/wechat/*.txt (plain text, longer, kept on several lines) for the WeChat official account."""
 from functools import cache
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from .policy_kb.loader import county
 from .money import percent, yuan
 
 TEMPLATES = Path(__file__).parent / "templates"
-CHANNEL_DIR = {"sms": "sms", "web": "sms", "cli": "sms", "telegram": "telegram"}
+CHANNEL_DIR = {"sms": "sms", "web": "sms", "cli": "sms", "telegram": "telegram", "wechat": "wechat"}
 
 
 @cache

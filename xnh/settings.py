@@ -55,6 +55,24 @@ class Settings:
     cookie_secure: bool = _env("XNH_COOKIE_SECURE", "Secure session cookie", default=True)
     session_minutes: int = _env("XNH_SESSION_MINUTES", "the console's idle timeout", default=30)
     policy_dir: str | None = _env("XNH_POLICY_DIR", "the county's policy directory", default=None)
+    wechat_token: str | None = _env("WECHAT_TOKEN", "enables /wechat; the signature key", default=None)
+    wechat_app_id: str | None = _env("WECHAT_APP_ID", "the official account's AppID", default=None)
+    wechat_app_secret: str | None = _env("WECHAT_APP_SECRET", "the official account's AppSecret", default=None)
+    wechat_aes_key: str | None = _env("WECHAT_AES_KEY", "EncodingAESKey: safe mode", default=None)
+    wechat_api_base: str = _env("WECHAT_API_BASE", "the WeChat API", default="https://api.weixin.qq.com")
+    cnsms_provider: str | None = _env("XNH_CNSMS_PROVIDER", "aliyun | tencent: SMS inside China", default=None)
+    cnsms_sign_name: str | None = _env("CNSMS_SIGN_NAME", "the approved SMS signature", default=None)
+    cnsms_daily_limit: int = _env("XNH_CNSMS_DAILY_LIMIT", "China SMS to one number a day", default=10)
+    cnsms_per_second: float = _env("XNH_CNSMS_PER_SECOND", "China SMS a second", default=20.0)
+    cnsms_callback_secret: str | None = _env("CNSMS_CALLBACK_SECRET", "the callbacks' secret path", default=None)
+    cnsms_callback_allow: str | None = _env("CNSMS_CALLBACK_ALLOW", "addresses allowed to call back", default=None)
+    aliyun_access_key_id: str | None = _env("ALIYUN_ACCESS_KEY_ID", "Aliyun AccessKey", default=None)
+    aliyun_access_key_secret: str | None = _env("ALIYUN_ACCESS_KEY_SECRET", "Aliyun AccessKey", default=None)
+    aliyun_sms_api_base: str = _env("ALIYUN_SMS_API_BASE", "Aliyun SMS API", default="https://dysmsapi.aliyuncs.com")
+    tencent_secret_id: str | None = _env("TENCENT_SECRET_ID", "Tencent Cloud API key", default=None)
+    tencent_secret_key: str | None = _env("TENCENT_SECRET_KEY", "Tencent Cloud API key", default=None)
+    tencent_sms_app_id: str | None = _env("TENCENT_SMS_APP_ID", "Tencent SmsSdkAppId", default=None)
+    tencent_sms_api_base: str = _env("TENCENT_SMS_API_BASE", "Tencent SMS API", default="https://sms.tencentcloudapi.com")
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -84,6 +102,23 @@ class Settings:
         """Credentials and a sender: outbound SMS can go."""
         return bool(self.twilio_account_sid and self.twilio_auth_token
                     and (self.twilio_from_number or self.twilio_messaging_service_sid))
+
+    @property
+    def wechat_configured(self) -> bool:
+        """AppID and AppSecret: customer-service and template messages can go."""
+        return bool(self.wechat_app_id and self.wechat_app_secret)
+
+    @property
+    def cnsms_configured(self) -> bool:
+        """A China SMS provider with its keys and an approved signature: templated SMS can go."""
+        provider = (self.cnsms_provider or "").strip().lower()
+        if provider == "aliyun":
+            keys = self.aliyun_access_key_id and self.aliyun_access_key_secret
+        elif provider == "tencent":
+            keys = self.tencent_secret_id and self.tencent_secret_key and self.tencent_sms_app_id
+        else:
+            return False
+        return bool(keys and self.cnsms_sign_name)
 
 
 _ON, _OFF = ("on", "1", "true", "yes"), ("off", "0", "false", "no")

@@ -222,3 +222,18 @@ def m010_county_sync_blocks_run(db: Database):
     """The last import that had each block (sync_blocks.sync_run_id): those of the last
     xnh.sync.write.KEEP_RUNS imports of a kind are kept, so that the table stays small over the years."""
     db.execute("ALTER TABLE sync_blocks ADD COLUMN sync_run_id INTEGER")
+
+
+@migrations()
+def m011_wechat(db: Database):
+    """The WeChat official account (xnh/bot/wechat.py, store/wechat.py): the reply given to each inbound
+    message (by MsgId, or sender and CreateTime for events), so WeChat's retries get the same answer; each
+    follower's last interactions and the customer-service messages sent since (the 48-hour window and its
+    count limits); and the access token, one per AppID, shared by every process."""
+    db["wechat_replies"].create({"msg_key": str, "sender": str, "reply": str, "at": float}, pk="msg_key")
+    db["wechat_users"].create({
+        "openid": str, "following": int, "last_message_at": float, "last_event_at": float,
+        "cs_since_message": int, "cs_since_event": int, "updated_at": float,
+    }, pk="openid", defaults={"following": 1, "cs_since_message": 0, "cs_since_event": 0})
+    db["wechat_tokens"].create({"app_id": str, "token": str, "expires_at": float, "fetched_at": float},
+                               pk="app_id")

@@ -123,7 +123,7 @@ def verified_household(db: Database, sender: str) -> str | None:
     return row[0] if row and row[1] > time.time() else None
 
 
-# -- bindings (a Telegram user's shared phone) -------------------------------------------------------
+# -- bindings (a Telegram user's shared phone, a WeChat follower's proven one) -------------------
 
 def bind(db: Database, sender: str, phone: str, channel: str) -> None:
     _upsert(db, "bindings", "sender", {"sender": sender, "phone": phone, "channel": channel, "bound_at": stamp()})
@@ -133,6 +133,12 @@ def bind(db: Database, sender: str, phone: str, channel: str) -> None:
 def bound_phone(db: Database, sender: str) -> str | None:
     row = db.conn.execute("select phone from bindings where sender = ?", [sender]).fetchone()
     return row[0] if row else None
+
+
+def unbind(db: Database, sender: str) -> None:
+    """Forget `sender`'s binding (a WeChat follower who unfollowed proves identity again on return)."""
+    if db.conn.execute("delete from bindings where sender = ?", [sender]).rowcount:
+        audit(db, sender, "unbind", {})
 
 
 # -- subscriptions ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ this package, one module a concern:
     claims.py     what the worker writes: claiming due rows with their send slots, each attempt's outcome
     delivery.py   delivery callbacks (delivery_events), bad numbers, skipping an opted-out number's rows
     payments.py   payment notices derived from the claim history after a sync
+    routing.py    a payment notice moved to WeChat (a bound phone) or to China SMS (approved templates)
     reads.py      counts, failures, stale claims, the backlog's age
     statuses.py   the row statuses, kinds and priorities
 
@@ -27,7 +28,9 @@ A row still `claimed` after its lease was claimed by a worker that died before r
 it may or may not have been sent, so it is left for a clerk (campaign status lists it) and never resent.
 
 Priority: 0 a clerk's answer to a person's own question, 1 a payment notice, 2 a broadcast; the worker
-takes lower numbers first. Recipients are phones ("13800009001") for SMS and "tg:<chat id>" for Telegram.
+takes lower numbers first. Recipients are phones ("13800009001") for SMS (Twilio's "sms", a China provider's
+"cnsms"), "tg:<chat id>" for Telegram and "wx:<openid>" for WeChat. A "cnsms" or WeChat-notice row carries its
+template and fields (JSON) in `fields`, `text` being the same words for the record.
 The writes run inside the caller's transaction (`store.db.writing`) unless a function says it commits.
 """
 from .claims import (LEASE, SAFETY, Unsendable, claim, due_soon, mark_failed, mark_retry, mark_submitted,
@@ -35,11 +38,12 @@ from .claims import (LEASE, SAFETY, Unsendable, claim, due_soon, mark_failed, ma
 from .delivery import mark_bad_number, recent_error_codes, record_delivery, skip_opted_out
 from .payments import derive_payment_notices, payment_text, queue_payment, queue_payments_from
 from .queueing import cancel_waiting, queue_campaign, queue_reply
+from .routing import route_payments
 from .reads import counts, failures, json_fields, last_id, oldest_due_age, payment_notices_since, stale_claims
 from .statuses import NOT_DELIVERED, PRIORITY, STATUSES, WAITING, OutboxError
 
 __all__ = ["LEASE", "SAFETY", "Unsendable", "claim", "due_soon", "mark_failed", "mark_retry", "mark_submitted",
            "reserve", "mark_bad_number", "recent_error_codes", "record_delivery", "skip_opted_out",
            "derive_payment_notices", "payment_text", "queue_payment", "queue_payments_from", "cancel_waiting",
-           "queue_campaign", "queue_reply", "counts", "failures", "json_fields", "oldest_due_age", "stale_claims",
+           "queue_campaign", "queue_reply", "route_payments", "counts", "failures", "json_fields", "oldest_due_age", "stale_claims",
            "NOT_DELIVERED", "PRIORITY", "STATUSES", "WAITING", "OutboxError"]

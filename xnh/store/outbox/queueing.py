@@ -1,26 +1,32 @@
 """Putting rows into the outbox: a clerk's answer, a campaign's recipients, a campaign's cancellation.
 Payment notices are queued by payments.py. Every function runs inside the caller's transaction unless it
 says it commits."""
+import json
+
 from ..db import writing
 from ..state import stamp
 from .statuses import CHANNELS, OutboxError, WAITING
 
 
 def queue_reply(db, *, channel: str, recipient: str, text: str, ref: str) -> int:
-    """Queue a clerk's answer (`ref` e.g. "ticket:12") to `recipient` (a phone for "sms", "tg:<chat id>" for
-    "telegram"), ahead of every bulk message and at any hour (the person asked). Returns the row id; the
+    """Queue a clerk's answer (`ref` e.g. "ticket:12") to `recipient` (a phone for "sms" and "cnsms",
+    "tg:<chat id>" for "telegram", "wx:<openid>" for "wechat"), ahead of every bulk message and at any hour (the person asked). Returns the row id; the
     same ref and recipient again returns the first row's id. Commits."""
     if channel not in CHANNELS:
-        raise OutboxError(f"unknown channel {channel!r}: sms or telegram")
+        raise OutboxError(f"unknown channel {channel!r}: one of {', '.join(CHANNELS)}")
     if channel == "telegram" and not recipient.startswith("tg:"):
         recipient = f"tg:{recipient}"
     if not recipient or not (text or "").strip():
         raise OutboxError("a reply needs a recipient and a text")
+    fields = None
+    if channel == "cnsms":  # China SMS carry approved templates only: the answer is a variable of one
+        fields = json.dumps({"template": "ticket_answer", "data": {"ticket": ref.partition(":")[2] or ref,
+                                                                   "answer": text}}, ensure_ascii=False)
     with writing(db):
         db.conn.execute(
-            "INSERT OR IGNORE INTO outbox (kind, ref, recipient, channel, text, priority, status, "
-            "created_at, updated_at) VALUES ('reply', ?, ?, ?, ?, 0, 'pending', ?, ?)",
-            [ref, recipient, channel, text, stamp(), stamp()])
+            "INSERT OR IGNORE INTO outbox (kind, ref, recipient, channel, text, fields, priority, status, "
+            "created_at, updated_at) VALUES ('reply', ?, ?, ?, ?, ?, 0, 'pending', ?, ?)",
+            [ref, recipient, channel, text, fields, stamp(), stamp()])
         row = db.conn.execute("SELECT id FROM outbox WHERE kind = 'reply' AND ref = ? AND recipient = ? "
                               "AND channel = ? AND campaign_id IS NULL", [ref, recipient, channel]).fetchone()
     return row[0]

@@ -5,7 +5,7 @@ WAITING = ("pending", "retry_wait")
 NOT_DELIVERED = ("failed", "undelivered", "skipped")
 ANSWERED = ("submitted", "sent", "delivered", "undelivered", "failed")  # the provider said something
 PRIORITY = {"reply": 0, "payment": 1, "broadcast": 2}  # lower first: a clerk's answer before bulk
-CHANNELS = ("sms", "telegram")
+CHANNELS = ("sms", "telegram", "wechat", "cnsms")
 
 
 class OutboxError(ValueError):
