@@ -1,6 +1,6 @@
 """The Flask application: builds the app and registers the channel blueprints (Twilio SMS /sms and
-/sms/status, the web simulator /, the optional Telegram webhook, the WeChat official account /wechat) and
-GET /healthz. `xnh serve`
+/sms/status, the web simulator /, the optional Telegram webhook, the WeChat official account /wechat, the China SMS
+callbacks /cnsms/…) and GET /healthz. `xnh serve`
 runs it on waitress (xnh/server.py); the repository root's app.py exposes it to WSGI tools; tests use
 `create_app({"DB_PATH": ...}).test_client()`. Only those entry points import this module.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, jsonify
 
-from .bot import console, request_db, sms, telegram_bot, web, wechat
+from .bot import cnsms, console, request_db, sms, telegram_bot, web, wechat
 from .broadcast import health
 from .settings import Settings
 from .store import db as store_db
@@ -66,6 +66,7 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     app.register_blueprint(web.bp)
     app.register_blueprint(telegram_bot.webhook_bp)
     app.register_blueprint(wechat.bp)
+    app.register_blueprint(cnsms.bp)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.teardown_request(request_db.finish_request)
     console.init_app(app)  # /console; last: it exempts the blueprints above (webhooks) from its CSRFProtect

@@ -11,6 +11,7 @@ from ..store import campaigns as store_campaigns
 from ..store import outbox, state
 
 logger = logging.getLogger(__name__)
+PHONES = ("sms", "cnsms")  # channels whose recipients are phone numbers
 
 
 def record_attempt(db, row: dict, action: base.Action, code: str | None) -> None:
@@ -36,10 +37,10 @@ def record_attempt(db, row: dict, action: base.Action, code: str | None) -> None
 def apply_to_number(db, row: dict, action: base.Action, code: str | None) -> None:
     """What an answer means for the row's number (SMS) and its campaign, from a send or a callback."""
     phone = row["recipient"]
-    if action.kind == "opt_out" and row["channel"] == "sms":
-        state.set_subscribed(db, phone, False, via=f"twilio {code}")
+    if action.kind == "opt_out" and row["channel"] in PHONES:
+        state.set_subscribed(db, phone, False, via=f"{row['channel']} {code}")
         outbox.skip_opted_out(db, phone)
-    elif action.kind == "bad_number" and row["channel"] == "sms":
+    elif action.kind == "bad_number" and row["channel"] in PHONES:
         outbox.mark_bad_number(db, phone, str(code), action.reason)
     elif action.kind == "burst" and row.get("campaign_id"):
         check_burst(db, row["campaign_id"])

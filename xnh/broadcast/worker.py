@@ -6,7 +6,7 @@
 
 outbox ─> Worker.round: claim the rows due now in one short transaction (store.outbox.claim: send window,
 schedule, priority, the rate bucket shared through SQLite) ─> the row's provider module (xnh/providers/:
-twilio.py for SMS, telegram.py, wechat.py), from a few threads, each at its slot, outside any transaction ─> one
+twilio.py for SMS, telegram.py, wechat.py, cnsms.py), from a few threads, each at its slot, outside any transaction ─> one
 thread writes the answers back, many to a short transaction (outcomes.py carries out what the provider's
 `classify` says) ─> later, the provider's delivery callbacks (POST /sms/status) move the rows on.
 
@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .. import providers
 from ..privacy import mask_phone
-from ..providers import base, telegram, twilio, wechat
+from ..providers import base, cnsms, telegram, twilio, wechat
 from ..store import db as store_db
 from ..store import meta, outbox, senders
 from ..store import wechat as store_wechat
@@ -126,13 +126,16 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.senders = senders if senders is not None else {
             "sms": twilio.TwilioSender(settings), "telegram": telegram.TelegramSender(settings),
-            "wechat": wechat.WeChatSender(settings, ledger=store_wechat.Ledger(self.path))}
+            "wechat": wechat.WeChatSender(settings, ledger=store_wechat.Ledger(self.path)),
+            "cnsms": cnsms.CnSmsSender(settings)}
         self.rates = {}
         if self.senders.get("sms") and self.senders["sms"].configured:
             self.rates["sms"] = settings.sms_per_second
         self.rates["telegram"] = telegram.PER_SECOND  # without a token: skipped with a reason
         if self.senders.get("wechat") and self.senders["wechat"].configured:
             self.rates["wechat"] = wechat.PER_SECOND  # without AppID and secret: WeChat rows wait
+        if self.senders.get("cnsms") and self.senders["cnsms"].configured:
+            self.rates["cnsms"] = settings.cnsms_per_second  # without a China provider: its rows wait
         self.threads = threads
         self.health = health or Health()
         self.sent = 0

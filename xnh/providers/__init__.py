@@ -7,6 +7,7 @@ module beside these, not edits across the tree.
     telegram.py   Telegram messages through python-telegram-bot's Bot
     wechat.py     WeChat customer-service messages (in their window) and template notices, through wechatpy;
                   the access token kept in the database for every process (stable-token call)
+    cnsms.py      SMS inside China through approved templates (cnsms_templates.toml): Aliyun, Tencent
     segments.py   SMS part counting (GSM-7 / UCS-2), shared by every SMS provider and the SMS adapter
 
 A provider module offers: a sender class built from `xnh.settings.Settings` with `configured` and
@@ -26,13 +27,13 @@ Shared by every provider (base.py): `Result` (one attempt's outcome), `Action` (
     burst        blocked or filtered by the carrier: this row fails; a burst of them in one campaign pauses it
     fail         anything else: failed, with the code as the reason
 """
-from . import telegram, twilio, wechat
+from . import cnsms, telegram, twilio, wechat
 from .base import Action, Result
 
 
 def for_channel(channel: str):
     """The provider module that sends `channel`'s rows."""
-    return {"sms": twilio, "telegram": telegram, "wechat": wechat}[channel]
+    return {"sms": twilio, "telegram": telegram, "wechat": wechat, "cnsms": cnsms}[channel]
 
 
-__all__ = ["Action", "Result", "for_channel", "telegram", "twilio", "wechat"]
+__all__ = ["Action", "Result", "cnsms", "for_channel", "telegram", "twilio", "wechat"]

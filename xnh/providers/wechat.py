@@ -32,6 +32,7 @@ import time
 from functools import cache
 from pathlib import Path
 
+from ..policy_kb.loader import county
 from ..render import env
 from .base import Action, Result, classify_http
 
@@ -91,7 +92,8 @@ def notice_data(name: str, data: dict) -> dict:
         raise NoticeProblem(f"no WeChat template for {name!r}")
     out = {}
     for key, expression in spec["data"].items():
-        value = "".join(line.strip() for line in env().from_string(expression).render(**data).splitlines())
+        value = "".join(line.strip() for line in env().from_string(expression).render(**{"county": county(), **data})
+                        .splitlines())
         limit = SHORT if key.startswith(SHORT_KEYS) else LONG
         if not value or len(value) > limit:
             raise NoticeProblem(f"{name}.{key} is {len(value)} characters (1–{limit}): {value!r}")
