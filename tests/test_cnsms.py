@@ -288,3 +288,28 @@ def test_a_refused_number_is_remembered(tmp_path, db):
         worker.run(cn_settings(path, "aliyun", fake), path, until_idle=True)
     assert db.execute("SELECT phone FROM bad_numbers").fetchall() == [("13800009009",)]
     assert state.bound_phone(db, "13800009009") is None
+
+
+def test_payment_period_notices_by_wechat_and_china_sms(county, db, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from xnh.broadcast import period
+    from xnh.cli import cli
+
+    state.bind(db, "wx:oFOLLOWER", "13800009001", "wechat")
+    state.set_subscribed(db, "13800009002", False, "sms")
+    db.conn.commit()
+    counts = period.queue_period_notices(db, audience="enrolled=2026", actor="clerk1")
+    assert counts == {"wechat": 1, "cnsms": 1, "skipped": 1}  # HHD003 has not joined in 2026
+    rows = {r[0]: (r[1], r[2], json.loads(r[3])) for r in db.execute(
+        "SELECT recipient, channel, status, fields FROM outbox WHERE kind = 'period'")}
+    assert rows["wx:oFOLLOWER"][:2] == ("wechat", "pending") and rows["13800009002"][1] == "skipped"
+    assert rows["13800009011"][2]["vars"] == {"year": "2027", "start": "11月1日", "end": "12月30日"}
+    assert "缴费期" in db.execute("SELECT text FROM outbox WHERE recipient = '13800009011'").fetchone()[0]
+    again = period.queue_period_notices(db, audience="enrolled=2026", actor="clerk1")
+    assert db.execute("SELECT count(*) FROM outbox WHERE kind = 'period'").fetchone()[0] == 3 and again["cnsms"] == 1
+    with pytest.raises(period.PeriodError):
+        period.queue_period_notices(db, audience="enrolled=2026", channels=("sms",), actor="clerk1")
+    monkeypatch.setenv("XNH_DB", str(tmp_path / "test.db"))
+    result = CliRunner().invoke(cli, ["broadcast", "period", "--audience", "enrolled=2026", "--channel", "cnsms"])
+    assert result.exit_code == 0 and "cnsms=" in result.output

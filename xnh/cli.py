@@ -356,6 +356,21 @@ def broadcast_cancel(settings, campaign_id):
     click.echo(f"cancelled={n}")
 
 
+@broadcast.command("period")
+@click.option("--audience", required=True, help='Audience terms, as for a campaign (e.g. "unpaid=2027").')
+@click.option("--channel", "channels", multiple=True, type=click.Choice(["wechat", "cnsms"]),
+              default=("wechat", "cnsms"), show_default=True, help="WeChat template messages and/or China SMS.")
+@pass_settings
+def broadcast_period(settings, audience, channels):
+    """Queue the payment-period notice (缴费期通知, an approved template) for the audience: a WeChat follower
+    bound to a household's phone by template message, the other phones by China SMS. Once per phone a year."""
+    from .broadcast import period
+
+    counts = _campaign_call(period.queue_period_notices, _service_db(settings), audience=audience,
+                            channels=channels, actor=_actor(settings))
+    click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 

@@ -6,7 +6,7 @@ this package, one module a concern:
     claims.py     what the worker writes: claiming due rows with their send slots, each attempt's outcome
     delivery.py   delivery callbacks (delivery_events), bad numbers, skipping an opted-out number's rows
     payments.py   payment notices derived from the claim history after a sync
-    templated.py  rows carrying an approved template (China SMS replies) and a number's rows today
+    templated.py  rows carrying an approved template (China SMS replies, payment-period notices), a number's rows today
     routing.py    a payment notice moved to WeChat (a bound phone) or to China SMS (approved templates)
     reads.py      counts, failures, stale claims, the backlog's age
     statuses.py   the row statuses, kinds and priorities
@@ -42,10 +42,12 @@ from .queueing import cancel_waiting, queue_campaign, queue_reply
 from .routing import route_payments
 from .templated import queue_templated, queued_today
 from .reads import counts, failures, json_fields, last_id, oldest_due_age, payment_notices_since, stale_claims
+from .templated import queue_notices, queue_templated, queued_today
+from .reads import counts, failures, json_fields, oldest_due_age, stale_claims
 from .statuses import NOT_DELIVERED, PRIORITY, STATUSES, WAITING, OutboxError
 
 __all__ = ["LEASE", "SAFETY", "Unsendable", "claim", "due_soon", "mark_failed", "mark_retry", "mark_submitted",
            "reserve", "mark_bad_number", "recent_error_codes", "record_delivery", "skip_opted_out",
            "derive_payment_notices", "payment_text", "queue_payment", "queue_payments_from", "cancel_waiting",
-           "queue_campaign", "queue_reply", "route_payments", "queue_templated", "queued_today", "counts", "failures", "json_fields", "oldest_due_age", "stale_claims",
+           "queue_campaign", "queue_reply", "route_payments", "queue_notices", "queue_templated", "queued_today", "counts", "failures", "json_fields", "oldest_due_age", "stale_claims",
            "NOT_DELIVERED", "PRIORITY", "STATUSES", "WAITING", "OutboxError"]
