@@ -8,7 +8,9 @@ the provider to word within its own limits when it sends.
 
     route_payments(db, wechat=True, cnsms=False)   # → rows moved; commits
 
-Rows already claimed or sent are never moved; the unique index on (kind, ref, recipient, channel) keeps a
+The worker runs it before each claim: the look uses the outbox's (status, priority) index (payment
+notices are priority 1), so 200,000 bulk rows waiting for the morning cost it nothing. Rows already claimed
+or sent are never moved; the unique index on (kind, ref, recipient, channel) keeps a
 notice from being queued twice on one channel."""
 from ...privacy import mask_name
 from ..db import writing
@@ -21,7 +23,7 @@ _FIELDS = """json_object('template', 'payment_notice', 'data', json_object(
     'amount', coalesce(c.reimbursed, ''), 'paid_date', coalesce(c.paid_date, ''),
     'channel', coalesce(c.paid_channel, '')))"""
 _PENDING = ("FROM outbox AS o JOIN claims AS c ON c.claim_id = o.ref "
-            "WHERE o.kind = 'payment' AND o.channel = 'sms' AND o.status = 'pending' {extra}")
+            "WHERE o.status = 'pending' AND o.priority = 1 AND o.kind = 'payment' AND o.channel = 'sms' {extra}")
 _WECHAT = "AND EXISTS (SELECT 1 FROM bindings AS b WHERE b.phone = o.recipient AND b.channel = 'wechat')"
 _INSERT = """
 INSERT OR IGNORE INTO outbox (kind, ref, recipient, channel, text, fields, priority, status, quiet_start,
