@@ -40,10 +40,8 @@ from .delivery import mark_bad_number, recent_error_codes, record_delivery, skip
 from .payments import derive_payment_notices, payment_text, queue_payment, queue_payments_from
 from .queueing import cancel_waiting, queue_campaign, queue_reply
 from .routing import route_payments
-from .templated import queue_templated, queued_today
-from .reads import counts, failures, json_fields, last_id, oldest_due_age, payment_notices_since, stale_claims
 from .templated import queue_notices, queue_templated, queued_today
-from .reads import counts, failures, json_fields, oldest_due_age, stale_claims
+from .reads import counts, failures, json_fields, last_id, oldest_due_age, payment_notices_since, stale_claims
 from .statuses import NOT_DELIVERED, PRIORITY, STATUSES, WAITING, OutboxError
 
 __all__ = ["LEASE", "SAFETY", "Unsendable", "claim", "due_soon", "mark_failed", "mark_retry", "mark_submitted",
