@@ -99,8 +99,9 @@ def test_a_ticket_is_answered_on_its_own_channel_once(client, app, sender, chann
     location = f"/console/tickets/{ticket}"
     answer = {"answer": "请带身份证到乡镇合管办重置密码。", "csrf_token": token(client, location)}
     assert client.post(location + "/answer", data=answer).status_code == 302
-    again = {"answer": "第二次回复", "csrf_token": token(client, location)}
-    assert client.post(location + "/answer", data=again).status_code == 302
+    again = {"answer": "第二次回复", "csrf_token": token(client, location), "seen_answers": "0"}
+    refused = client.post(location + "/answer", data=again)
+    assert refused.status_code == 409 and "wang 已经回复了这个工单" in refused.get_data(as_text=True)
     db = db_of(app)
     rows = db.execute("select kind, ref, recipient, channel, text, status from outbox").fetchall()
     assert rows == [("reply", f"ticket:{ticket}", recipient, channel, "请带身份证到乡镇合管办重置密码。", "pending")]
@@ -110,6 +111,7 @@ def test_a_ticket_is_answered_on_its_own_channel_once(client, app, sender, chann
     assert "请带身份证到乡镇合管办重置密码" in client.get(location).get_data(as_text=True)
     assert "新农合卡的密码" not in client.get("/console/tickets").get_data(as_text=True)  # open ones only
     assert [a for a in audit_actions(app) if a[1] == "ticket_answer"] == [("wang", "ticket_answer")]
+    assert ("wang", "ticket_answer_refused") in audit_actions(app)
 
 
 def test_an_empty_answer_is_refused(client, app):
@@ -139,3 +141,24 @@ def test_a_paused_campaign_is_resumed_from_its_page(client, app):
     assert client.post(location + "/resume", data={"csrf_token": token(client, location)}).status_code == 302
     assert 'id="resume"' not in client.get(location).get_data(as_text=True)
     assert ("wang", "campaign_resume") in audit_actions(app)
+
+
+def test_rows_of_unknown_fate_are_listed_in_chinese_and_resent_by_a_clerk(client, app):
+    client.post("/console/campaigns/new", data=campaign_form(client, action="create"))
+    db = db_of(app)
+    from xnh.broadcast import campaigns
+    from xnh.store import outbox
+
+    cid = campaigns.list_campaigns(db)[0]["id"]
+    campaigns.send(db, cid, actor="t")
+    row = outbox.due(db, {"sms": 10})[0]
+    outbox.claim_row(db, "gone:1:x", row, text="x", parts=1, rate=10)
+    with store_db.writing(db):
+        outbox.mark_unknown(db, row["id"], "may have been sent: Twilio's message list could not be read: 500")
+    page = client.get(f"/console/campaigns/{cid}").get_data(as_text=True)
+    assert "发送结果不明" in page and "无法向平台核对" in page and "may have been sent" not in page
+    assert row["recipient"] not in page and row["recipient"][:3] + "****" in page  # the phone masked
+    client.post(f"/console/campaigns/{cid}/resend", data={"csrf_token": token(client, f"/console/campaigns/{cid}")})
+    assert db.execute("SELECT status FROM outbox WHERE id = ?", [row["id"]]).fetchone()[0] == "pending"
+    assert ("wang", "outbox_resend") in audit_actions(app)
+    db.close()

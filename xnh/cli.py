@@ -288,9 +288,11 @@ def broadcast_status(settings, campaign_id, as_json):
         click.echo(f"paused: {s['paused_reason']}")
     click.echo(" ".join(f"{k}={v}" for k, v in s["counts"].items()))
     click.echo("failures: " + (", ".join(f"{r}={n}" for r, n in s["failures"].items()) or "none"))
-    stale = s["stale_claims"]
-    click.echo(f"claimed when a worker stopped (may or may not have been sent): {len(stale)}"
+    stale, unknown = s["stale_claims"], s["unknown"]
+    click.echo(f"claimed by a worker that stopped, settled with the provider at the next start: {len(stale)}"
                + (" ids=" + ",".join(str(r["id"]) for r in stale) if stale else ""))
+    click.echo(f"unknown (the provider may have them; a clerk may resend): {len(unknown)}"
+               + (" ids=" + ",".join(str(r["id"]) for r in unknown) if unknown else ""))
     _echo_outbound(s["outbound"])
 
 
@@ -315,25 +317,32 @@ def broadcast_cancel(settings, campaign_id):
     click.echo(f"cancelled={n}")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 @cli.command()
 @click.option("--until-idle", is_flag=True, help="Exit when nothing is due (cron, tests).")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Sending threads.")
 @pass_settings
 def worker(settings, until_idle, threads):
     """Send what the outbox holds (broadcasts, payment notices, clerks' answers) at XNH_SMS_PER_SECOND;
-    a fault ends it with one line (its supervisor starts it again)."""
+    SIGTERM or Ctrl-C finish the sends in flight and release the rest; a fault ends it with one line."""
     import signal
+    import threading
 
     from .broadcast import worker as worker_mod
 
     _service_db(settings).close()
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = threading.Event()
+
+    def _stop(signum, frame):
+        if stop.is_set():  # a second signal: stop now (what was claimed is settled at the next start)
+            raise KeyboardInterrupt
+        stop.set()
+
+    before = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        sent = worker_mod.run(settings, until_idle=until_idle, threads=threads)
+        sent = worker_mod.run(settings, until_idle=until_idle, threads=threads, stop=stop)
     except KeyboardInterrupt:
         sent = None
-    click.echo(f"sent={sent}" if sent is not None else "stopped")
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    click.echo(f"sent={sent}" if not stop.is_set() and sent is not None else f"stopped sent={sent}")

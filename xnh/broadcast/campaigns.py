@@ -329,6 +329,15 @@ def cancel(db, campaign_id: int, actor: str) -> int:
     return n
 
 
+def resend_unknown(db, campaign_id: int, actor: str, ids: list[int] | None = None) -> int:
+    """A clerk resends the campaign's rows whose fate is unknown (all, or `ids`); audited. Returns how many."""
+    get(db, campaign_id)
+    with writing(db):
+        n = outbox.resend_unknown(db, ids=ids, campaign_id=campaign_id)
+        audit(db, actor, "outbox_resend", {"campaign": campaign_id, "rows": n})
+    return n
+
+
 def resume(db, campaign_id: int, actor: str) -> None:
     """Lift a pause (after a burst of carrier blocks): its waiting rows are sent again."""
     get(db, campaign_id)
@@ -338,12 +347,14 @@ def resume(db, campaign_id: int, actor: str) -> None:
 
 
 def status(db, campaign_id: int) -> dict:
-    """The campaign, its rows by status, failures by reason, the rows claimed by a worker that died
-    (`stale_claims`: may or may not have been sent, never resent), and whether it is paused and why."""
+    """The campaign, its rows by status, failures by reason, the rows claimed by a worker that died and
+    not yet settled with the provider (`stale_claims`), the rows whose fate is unknown (`unknown`: the
+    provider may have them and could not be asked; a clerk may resend them), and whether it is paused and why."""
     c = get(db, campaign_id)
     counts = outbox.counts(db, campaign_id)
     done = sum(counts.get(s, 0) for s in ("pending", "claimed", "retry_wait")) == 0
     return {**c, "counts": counts, "failures": outbox.failures(db, campaign_id),
-            "stale_claims": outbox.stale_claims(db, campaign_id), "paused": bool(c["paused"]),
+            "stale_claims": outbox.stale_claims(db, campaign_id), "unknown": outbox.unknown_rows(db, campaign_id),
+            "paused": bool(c["paused"]),
             "paused_reason": c["paused_reason"], "finished": done and c["status"] in ("sending", "cancelled"),
             "total": sum(counts.values())}

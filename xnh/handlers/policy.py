@@ -3,10 +3,13 @@ decides: one answer when one topic fits; what is known of the subject and a tick
 fits but does not state the point asked (a partial answer); two that fit about equally answered
 together when short enough, else numbered choices; a plain decline for schemes this service does
 not handle; and a handoff ticket for a person when a real question fits nothing (at most
-MAX_OPEN_TICKETS open per sender; a repeat joins the open one)."""
+MAX_OPEN_TICKETS open per sender; a repeat joins the open one). A message within a day of a clerk's
+answer to the sender is a reply to that answer: it joins that ticket, opened again, instead of being
+answered by the bot (store/tickets.py `recently_answered`)."""
 import re
 
 from ..store import state as store
+from ..store import tickets
 from ..store.state import Conversation
 from ..message import Reply
 from ..policy_kb import concepts, points, qa, understand
@@ -41,6 +44,9 @@ def answer(ctx: Context, topic_id: str, area: str | None = None, care_area: str 
 
 
 def handle(ctx: Context) -> Reply:
+    joined = follow_up(ctx)
+    if joined:
+        return joined
     decision = understand.decide(ctx.text)
     if decision.kind == "answer":
         return answer(ctx, decision.topics[0], decision.area, decision.care_area)
@@ -95,10 +101,27 @@ def partial(ctx: Context, decision: understand.Decision) -> Reply:
     return reply
 
 
+def follow_up(ctx: Context) -> Reply | None:
+    """A message within a day of a clerk's answer to this sender (and none of the sender's tickets open)
+    replies to that answer: it joins that ticket, open again, and the clerk sees it; the bot answers
+    nothing of it. None when there is no such answer."""
+    ticket = tickets.recently_answered(ctx.db, ctx.message.sender)
+    if ticket is None:
+        return None
+    tickets.follow_up(ctx.db, ticket, ctx.message.text)
+    ctx.state = Conversation()
+    return Reply("handoff", "handoff", {"ticket": ticket, "asked": True, "follow_up": True})
+
+
 def _ticket(ctx: Context, topic: str | None = None, points: str | None = None) -> int:
     """The sender's ticket for this question: a repeat of an open question, or a question beyond
-    MAX_OPEN_TICKETS open ones, joins the latest open ticket."""
+    MAX_OPEN_TICKETS open ones, joins the latest open ticket; a question within a day of a clerk's answer
+    joins the answered ticket (open again)."""
     sender = ctx.message.sender
+    recent = tickets.recently_answered(ctx.db, sender)
+    if recent is not None:
+        tickets.follow_up(ctx.db, recent, ctx.message.text)
+        return recent
     open_now = store.open_tickets(ctx.db, sender)
     same = next((t for t in open_now if t["question"] == ctx.message.text[:500]), None)
     if same or len(open_now) >= MAX_OPEN_TICKETS:

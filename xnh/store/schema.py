@@ -199,3 +199,37 @@ def m009_senders(db: Database):
         "id": str, "started_at": float, "heartbeat": float, "state": str, "last_error": str,
         "last_error_at": float, "sent": int,
     }, pk="id")
+
+
+@migrations()
+def m010_outbox_claimed_at(db: Database):
+    """When a worker claimed each outbox row (real time), just before handing it to the provider: after a
+    kill -9, a row still `claimed` is looked up at the provider for messages since then (sent: recorded;
+    never received: sent again; the provider cannot say: `unknown`, listed for a clerk)."""
+    db["outbox"].add_column("claimed_at", float)
+
+
+@migrations()
+def m011_inbox(db: Database):
+    """The clerks' inbox (store/tickets.py): who handles a ticket (我来处理), how many answers it has had (a
+    clerk answers the ticket as she saw it, so a second clerk answering at once is refused), since when it
+    waits, and its thread: each message in and each answer out with the outbox row that carries it (whose
+    status says whether the answer was sent, delivered or failed and why). Existing tickets get their
+    question and answer as their thread."""
+    db["handoff_tickets"].add_column("assigned_to", str)
+    db["handoff_tickets"].add_column("assigned_at", str)
+    db["handoff_tickets"].add_column("answers", int, not_null_default=0)
+    db["handoff_tickets"].add_column("waiting_since", str)
+    db.execute("UPDATE handoff_tickets SET answers = (status = 'answered'), waiting_since = created_at")
+    db["handoff_tickets"].create_index(["sender", "status"])
+    db["handoff_tickets"].create_index(["status", "waiting_since"])
+    db["ticket_messages"].create({
+        "id": int, "ticket_id": int, "at": str, "direction": str, "text": str, "actor": str, "outbox_id": int,
+    }, pk="id")
+    db["ticket_messages"].create_index(["ticket_id"])
+    db.execute("INSERT INTO ticket_messages (ticket_id, at, direction, text) "
+               "SELECT id, created_at, 'in', question FROM handoff_tickets ORDER BY id")
+    db.execute("INSERT INTO ticket_messages (ticket_id, at, direction, text, actor, outbox_id) "
+               "SELECT t.id, t.answered_at, 'out', t.answer, t.answered_by, (SELECT o.id FROM outbox AS o "
+               "WHERE o.kind = 'reply' AND o.ref = 'ticket:' || t.id AND o.campaign_id IS NULL LIMIT 1) "
+               "FROM handoff_tickets AS t WHERE t.status = 'answered' ORDER BY t.id")

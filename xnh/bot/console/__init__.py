@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flask import current_app, request
 
-from . import auth, campaigns, pages, tickets, uploads  # noqa: F401  (their routes join bp)
+from . import auth, campaigns, pages, tickets, uploads, words  # noqa: F401  (their routes and filters join bp)
 from .common import bp, csrf, login_manager
 
 __all__ = ["init_app", "bp"]

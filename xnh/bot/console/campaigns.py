@@ -12,6 +12,7 @@ from ...store import db as store_db
 from ...store import outbox
 from .. import request_db
 from .common import act, bp
+from .words import reason_zh
 
 DEFAULT_WINDOW = quiet_hours.DEFAULT
 CHANNELS = {"sms": "短信", "telegram": "Telegram"}
@@ -84,6 +85,14 @@ def campaign_resume(campaign_id: int):
     return _apply(campaign_id, broadcast.resume)
 
 
+@bp.post("/campaigns/<int:campaign_id>/resend")
+@login_required
+def campaign_resend(campaign_id: int):
+    """Resend the rows whose fate is unknown (a worker died while sending them, and the provider could not
+    be asked): the clerk decided they did not arrive."""
+    return _apply(campaign_id, broadcast.resend_unknown)
+
+
 def _apply(campaign_id: int, action):
     """Run `action` (broadcast.send, cancel or resume) on a campaign (404 when there is none); it audits
     itself with the clerk's name."""
@@ -128,15 +137,6 @@ def _refused(campaign_id: int, error: Exception):
     return redirect(url_for("console.campaign", campaign_id=campaign_id, error=str(error)))
 
 
-EXCLUSIONS = {"opted out": "已退订", "bad number": "号码无效", "opted_out": "已退订", "bad_number": "号码无效",
-              "unsubscribed": "已退订"}
-CAMPAIGN_STATUSES = {"draft": "草稿", "queued": "排队中", "scheduled": "已定时", "sending": "发送中", "running": "发送中",
-                     "paused": "已暂停", "done": "已完成", "finished": "已完成", "cancelled": "已取消"}
-OUTBOX_STATUSES = {"pending": "待发送", "claimed": "发送中", "submitted": "已提交", "sent": "已发出", "delivered": "已送达",
-                   "undelivered": "未送达", "failed": "失败", "retry_wait": "等待重试", "skipped": "已跳过",
-                   "cancelled": "已取消"}
-
-
 @bp.app_template_filter("duration")
 def _duration(seconds) -> str:
     seconds = float(seconds or 0)
@@ -149,14 +149,4 @@ def _duration(seconds) -> str:
 
 @bp.app_template_filter("exclusion")
 def _exclusion(reason: str) -> str:
-    return EXCLUSIONS.get(reason, reason)
-
-
-@bp.app_template_filter("campaign_status")
-def _campaign_status(status) -> str:
-    return CAMPAIGN_STATUSES.get(status, status or "")
-
-
-@bp.app_template_filter("outbox_status")
-def _outbox_status(status) -> str:
-    return OUTBOX_STATUSES.get(status, status or "")
+    return reason_zh(reason)

@@ -10,19 +10,25 @@ def queue_reply(db, *, channel: str, recipient: str, text: str, ref: str) -> int
     """Queue a clerk's answer (`ref` e.g. "ticket:12") to `recipient` (a phone for "sms", "tg:<chat id>" for
     "telegram"), ahead of every bulk message and at any hour (the person asked). Returns the row id; the
     same ref and recipient again returns the first row's id. Commits."""
+    with writing(db):
+        return queue_reply_row(db, channel=channel, recipient=recipient, text=text, ref=ref)
+
+
+def queue_reply_row(db, *, channel: str, recipient: str, text: str, ref: str) -> int:
+    """`queue_reply` inside the caller's transaction (an answer recorded with its ticket, a group answer to
+    everyone in it, all or nothing)."""
     if channel not in CHANNELS:
         raise OutboxError(f"unknown channel {channel!r}: sms or telegram")
     if channel == "telegram" and not recipient.startswith("tg:"):
         recipient = f"tg:{recipient}"
     if not recipient or not (text or "").strip():
         raise OutboxError("a reply needs a recipient and a text")
-    with writing(db):
-        db.conn.execute(
-            "INSERT OR IGNORE INTO outbox (kind, ref, recipient, channel, text, priority, status, "
-            "created_at, updated_at) VALUES ('reply', ?, ?, ?, ?, 0, 'pending', ?, ?)",
-            [ref, recipient, channel, text, stamp(), stamp()])
-        row = db.conn.execute("SELECT id FROM outbox WHERE kind = 'reply' AND ref = ? AND recipient = ? "
-                              "AND channel = ? AND campaign_id IS NULL", [ref, recipient, channel]).fetchone()
+    db.conn.execute(
+        "INSERT OR IGNORE INTO outbox (kind, ref, recipient, channel, text, priority, status, "
+        "created_at, updated_at) VALUES ('reply', ?, ?, ?, ?, 0, 'pending', ?, ?)",
+        [ref, recipient, channel, text, stamp(), stamp()])
+    row = db.conn.execute("SELECT id FROM outbox WHERE kind = 'reply' AND ref = ? AND recipient = ? "
+                          "AND channel = ? AND campaign_id IS NULL", [ref, recipient, channel]).fetchone()
     return row[0]
 
 
