@@ -233,3 +233,16 @@ def m011_inbox(db: Database):
                "SELECT t.id, t.answered_at, 'out', t.answer, t.answered_by, (SELECT o.id FROM outbox AS o "
                "WHERE o.kind = 'reply' AND o.ref = 'ticket:' || t.id AND o.campaign_id IS NULL LIMIT 1) "
                "FROM handoff_tickets AS t WHERE t.status = 'answered' ORDER BY t.id")
+
+
+@migrations()
+def m012_local_answers(db: Database):
+    """Answers the county's office saved from the question radar (store/local_answers.py): the bot answers
+    a question alike with them from then on. Kept in the county's service database, never in the package:
+    the knowledge base ships with the code, these are the office's own. `topic` and `points` when saved
+    for a partial answer (matched exactly), else matched by likeness to the question and its phrasings."""
+    db["local_answers"].create({
+        "id": int, "topic": str, "points": str, "question": str, "phrasings": str, "answer": str, "source": str,
+        "status": str, "tickets": str, "created_by": str, "created_at": str, "updated_by": str, "updated_at": str,
+    }, pk="id")
+    db["local_answers"].create_index(["topic", "points", "status"])

@@ -6,7 +6,8 @@ xnh/templates/console/*.html.
     /console/                              the dashboard: server-rendered SVG charts (charts.py)
     /console/uploads                       upload → check → start an export's import (uploads.py)
     /console/campaigns                     broadcasts: live preview, send, cancel, progress (campaigns.py)
-    /console/tickets                       handoff tickets: answer on the channel asked on (tickets.py)
+    /console/tickets                       the inbox: paging, search, 我来处理, answers and their delivery (tickets.py)
+    /console/radar, /console/answers       the question radar and the office's own answers (radar.py)
     /console/audit                         the audit log, paginated
     /console/users                         admins only (403 for a clerk): list, add, disable
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from flask import current_app, request
 
-from . import auth, campaigns, pages, tickets, uploads, words  # noqa: F401  (their routes and filters join bp)
+from . import auth, campaigns, pages, radar, tickets, uploads, words  # noqa: F401  (their routes and filters join bp)
 from .common import bp, csrf, login_manager
 
 __all__ = ["init_app", "bp"]

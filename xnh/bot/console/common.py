@@ -66,7 +66,7 @@ def _csrf_error(e):
 
 @bp.errorhandler(403)
 def _forbidden(e):
-    return render_template("console/error.html", title="没有权限", message="只有管理员可以管理用户。"), 403
+    return render_template("console/error.html", title="没有权限", message="只有管理员可以这样做(管理用户、保存和修改本地答复)。"), 403
 
 
 @bp.errorhandler(413)
@@ -79,7 +79,8 @@ def _too_large(e):
 @bp.app_template_global()
 def console_nav():
     items = [("console.dashboard", "概览"), ("console.upload", "导入数据"), ("console.campaigns", "群发"),
-             ("console.tickets", "工单"), ("console.audit", "操作日志")]
+             ("console.tickets", "工单"), ("console.radar", "问题雷达"), ("console.answers", "本地答复"),
+             ("console.audit", "操作日志")]
     if current_user.is_authenticated and current_user.is_admin:
         items.append(("console.users", "用户"))
     return items
