@@ -141,12 +141,14 @@ def serve(settings, host, port, threads):
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @pass_settings
 def sync(settings, kind, file, progress):
-    """Import a county export (CSV in UTF-8/GBK, or .xlsx); ends with inserted=N updated=N unchanged=N rejected=N."""
+    """Import a county export (CSV in UTF-8/GBK, or .xlsx); ends with inserted=N updated=N unchanged=N rejected=N.
+    Written to the audit log with the operator's name (XNH_ACTOR, else cli:<login name>)."""
     from pathlib import Path
 
     from . import sync as sync_mod
     from .store import db
 
+    conn = None
     try:
         sync_mod.check_readable(kind, Path(file))  # before any database is created
         path = settings.db_path
@@ -154,10 +156,41 @@ def sync(settings, kind, file, progress):
         click.echo(f"database: {os.path.abspath(path)} (county data: {os.path.abspath(db.county_path(path))})")
         result = sync_mod.run(conn, kind, file, progress=sys.stderr.isatty() if progress is None else progress)
     except sync_mod.SyncError as e:
+        _audit_sync(settings, conn, kind, file, error=str(e))
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
+    except BaseException as e:
+        _audit_sync(settings, conn, kind, file, error=f"{e.__class__.__name__}: {e}")
+        raise
+    _audit_sync(settings, conn, kind, file, result=result)
     for line in result.summary_lines():
         click.echo(line)
+
+
+def _audit_sync(settings: Settings, conn, kind: str, file: str, result=None, error: str | None = None) -> None:
+    """`xnh sync` in the audit log: who ran it, the file, and what it did or why it failed. A database that
+    cannot be written now (locked, full) only loses this entry, never the import's own outcome."""
+    from .store import db, state
+
+    if conn is None:
+        if not os.path.exists(settings.db_path):
+            return  # the file could not be read: nothing was created, nothing to record in
+        try:
+            conn = db.open_db(settings.db_path)
+        except sqlite3.Error:
+            return
+    detail = {"via": "cli", "kind": kind, "file": os.path.abspath(file)}
+    if result is not None:
+        detail.update(inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
+                      rejected=result.rejected)
+    else:
+        detail["error"] = error
+    try:
+        db.finish(conn, failed=True)
+        with db.writing(conn):
+            state.audit(conn, _actor(settings), "sync_done" if result is not None else "sync_failed", detail)
+    except sqlite3.Error as e:
+        logging.getLogger(__name__).warning("the sync was not written to the audit log: %s", e)
 
 
 @cli.group()

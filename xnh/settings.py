@@ -54,6 +54,8 @@ class Settings:
     secret_key: str | None = _env("XNH_SECRET_KEY", "the console's session key", default=None)
     cookie_secure: bool = _env("XNH_COOKIE_SECURE", "Secure session cookie", default=True)
     session_minutes: int = _env("XNH_SESSION_MINUTES", "the console's idle timeout", default=30)
+    upload_mb: int = _env("XNH_UPLOAD_MB", "the console's upload limit in MB", default=500)
+    proxy_hops: int = _env("XNH_PROXY_HOPS", "trusted reverse proxies in front", default=0)
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":

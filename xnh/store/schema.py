@@ -246,3 +246,11 @@ def m012_local_answers(db: Database):
         "status": str, "tickets": str, "created_by": str, "created_at": str, "updated_by": str, "updated_at": str,
     }, pk="id")
     db["local_answers"].create_index(["topic", "points", "status"])
+
+
+@migrations()
+def m013_upload_runner(db: Database):
+    """Which process runs a console import (host:pid), so one interrupted by a restart is seen at the next
+    start, marked failed with its reason and can be started again (store/uploads.py `fail_interrupted`)."""
+    db["uploads"].add_column("runner", str)
+    db["uploads"].add_column("started_at", str)
