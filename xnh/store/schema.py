@@ -254,3 +254,17 @@ def m013_upload_runner(db: Database):
     start, marked failed with its reason and can be started again (store/uploads.py `fail_interrupted`)."""
     db["uploads"].add_column("runner", str)
     db["uploads"].add_column("started_at", str)
+
+
+@migrations()
+def m014_console_sessions(db: Database):
+    """Console sessions kept on the server (store/sessions.py): a session cookie names a row here, and a
+    logout, a password change or a user's deactivation ends the rows, so a copied cookie stops working.
+    `users.must_change`: an admin reset the password; the user sets a new one before anything else."""
+    db["sessions"].create({"id": str, "user_id": int, "created_at": str, "ip": str, "ended_at": str,
+                           "ended_why": str}, pk="id")
+    db["sessions"].create_index(["user_id", "ended_at"])
+    db["users"].add_column("must_change", int, not_null_default=0)
+    db["users"].add_column("password_changed_at", str)
+    db["login_attempts"].create_index(["ip", "at"])
+    db["login_attempts"].create_index(["name", "at"])

@@ -25,7 +25,7 @@ from pathlib import Path
 from flask import current_app, request
 
 from . import auth, campaigns, pages, radar, tickets, uploads, words  # noqa: F401  (their routes and filters join bp)
-from .common import bp, csrf, login_manager
+from .common import bp, csrf, login_manager, security_headers
 
 __all__ = ["init_app", "bp"]
 UPLOAD_ENDPOINTS = {"console.upload"}
@@ -55,6 +55,7 @@ def init_app(app) -> None:
             csrf.exempt(other)  # webhooks: Twilio signatures, Telegram's secret header, JSON-only simulator
     login_manager.init_app(app)
     app.request_class = uploads.UploadRequest  # uploaded files streamed straight to disk
+    app.after_request(security_headers)
     uploads.fail_interrupted(db_path)  # imports a restart interrupted: failed, with the reason
 
 

@@ -34,7 +34,7 @@ from ...store import state
 from ...store import uploads as store_uploads
 from ...sync.read import KIND_WORD, estimate_rows, open_table
 from .. import request_db
-from .common import act, bp
+from .common import act, bp, csv_cell
 
 logger = logging.getLogger(__name__)
 SUFFIXES = (".csv", ".txt", ".xlsx")
@@ -188,7 +188,7 @@ def upload_rejected(upload_id: str):
     writer = csv.writer(out)
     writer.writerow(["行号", "列", "原因", "原始内容"])
     for row in store_uploads.rejected_rows(db, item["sync_run_id"]):
-        writer.writerow([row["line"], row["column"], row["reason"], row["raw"]])
+        writer.writerow([csv_cell(row[k]) for k in ("line", "column", "reason", "raw")])
     act("download_rejected", {"upload": upload_id})
     name = f"{Path(item['filename']).stem}.rejected.csv"
     return Response(out.getvalue(), mimetype="text/csv; charset=utf-8",
