@@ -88,6 +88,15 @@ def test_audience_terms(text, terms):
     assert audience.parse(text).terms == terms
 
 
+def test_full_width_and_chinese_terms_are_read():
+    """As a Chinese input method writes them: full-width ＝, digits and spaces; terms named in Chinese."""
+    assert audience.parse("未缴费＝２０２７　乡镇＝东山镇 claim_days＝３").terms == \
+        {"unpaid": 2027, "township": "东山镇", "claim_days": 3}
+    assert audience.compose({"year": "２０２７", "paid": "unpaid", "township": "东山镇", "village": ""}) == \
+        "unpaid=2027 township=东山镇"
+    assert audience.describe("unpaid=2027 township=东山镇") == "2027年未缴费 · 乡镇:东山镇"
+
+
 @pytest.mark.parametrize("text,says", [
     ("", "no term"),
     ("paid=2027", "unknown term"),
@@ -97,7 +106,7 @@ def test_audience_terms(text, terms):
     ("unpaid=二〇二七", "year"),
     ("claim_days=0", "days"),
     ("claim_days=-3", "days"),
-    ("claim_days=３", "days"),
+    ("claim_days=3x", "days"),
     ("claim_status=paid", "claim_status= is one of"),
     ("township=东山镇 township=西河乡", "twice"),
     ("township==x", "name"),

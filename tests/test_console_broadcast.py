@@ -68,11 +68,12 @@ def test_create_send_cancel_from_the_console(client, app):
     assert "缴费提醒" in client.get("/console/campaigns").get_data(as_text=True)
     assert client.post(location + "/send", data={"csrf_token": token(client, location)}).status_code == 302
     page = client.get(location).get_data(as_text=True)
-    assert 'data-status="sending"' in page and 'data-status="pending"' in page and 'http-equiv="refresh"' in page
+    assert 'data-status="sending"' in page and 'data-status="pending"' in page and "data-poll=" in page
+    assert "发送前预览" not in page  # the preview (a read of the whole audience) only before sending
     assert 'id="send"' not in page  # sent once
     assert client.post(location + "/cancel", data={"csrf_token": token(client, location)}).status_code == 302
     page = client.get(location).get_data(as_text=True)
-    assert 'data-status="cancelled"' in page and 'http-equiv="refresh"' not in page
+    assert 'data-status="cancelled"' in page and "data-poll=" not in page
     db = db_of(app)
     assert db.execute("select status, count(*) from outbox group by status").fetchall() == [("cancelled", 7)]
     db.close()
@@ -162,3 +163,34 @@ def test_rows_of_unknown_fate_are_listed_in_chinese_and_resent_by_a_clerk(client
     assert db.execute("SELECT status FROM outbox WHERE id = ?", [row["id"]]).fetchone()[0] == "pending"
     assert ("wang", "outbox_resend") in audit_actions(app)
     db.close()
+
+
+def test_a_campaign_page_polls_for_nothing_while_nothing_changes(client, app):
+    import re as re_
+
+    location = client.post("/console/campaigns/new", data=campaign_form(client, action="create")).headers["Location"]
+    client.post(location + "/send", data={"csrf_token": token(client, location)})
+    page = client.get(location).get_data(as_text=True)
+    poll, drawn = re_.search(r'data-poll="([^"]+)" data-token="([^"]+)"', page).groups()
+    assert client.get(poll, headers={"If-None-Match": f'"{drawn}"'}).status_code == 304
+    assert client.get(poll, headers={"If-None-Match": f'"{drawn}"'}).status_code == 304
+    db = db_of(app)
+    from xnh.store import outbox
+
+    row = outbox.due(db, {"sms": 10})[0]
+    outbox.claim_row(db, "w", row, text="x", parts=1, rate=10)  # the worker moves one row on
+    db.close()
+    changed = client.get(poll, headers={"If-None-Match": f'"{drawn}"'})
+    assert changed.status_code == 200 and changed.get_json()["token"] != drawn
+
+
+def test_the_audience_is_chosen_in_a_chinese_form_full_width_accepted(client):
+    page = client.get("/console/campaigns/new").get_data(as_text=True)
+    assert 'id="a-township"' in page and "未缴费" in page and "人员类别" in page
+    form = campaign_form(client, audience="", year="２０２６", paid="unpaid")
+    got = client.post("/console/campaigns/preview", data=form).get_data(as_text=True)
+    assert 'id="pv-count">7<' in got
+    created = client.post("/console/campaigns/new", data={**form, "action": "create",
+                                                           "csrf_token": token(client, "/console/campaigns/new")})
+    listed = client.get("/console/campaigns").get_data(as_text=True)
+    assert created.status_code == 302 and "2026年未缴费" in listed and "unpaid=" not in listed

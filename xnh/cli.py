@@ -163,6 +163,12 @@ def sync(settings, kind, file, progress):
         _audit_sync(settings, conn, kind, file, error=f"{e.__class__.__name__}: {e}")
         raise
     _audit_sync(settings, conn, kind, file, result=result)
+    try:  # the dashboard's figures of the new data, computed once now rather than by the first page
+        from .store import stats
+
+        stats.refresh(conn)
+    except sqlite3.Error as e:
+        logging.getLogger(__name__).warning("dashboard figures not refreshed: %s", e)
     for line in result.summary_lines():
         click.echo(line)
 

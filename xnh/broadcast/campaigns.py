@@ -124,8 +124,22 @@ def get(db, campaign_id: int) -> dict:
 
 
 def list_campaigns(db) -> list[dict]:
-    """Every campaign, newest first, with its counts by status."""
-    return [{**get(db, cid), "counts": outbox.counts(db, cid)} for cid in store.ids(db)]
+    """Every campaign, newest first, with its counts by status (kept until its rows change) and whether it
+    has finished (nothing waiting or being sent)."""
+    found = []
+    for cid in store.ids(db):
+        counts = counts_of(db, cid)
+        found.append({**get(db, cid), "counts": counts, "finished": _finished(counts)})
+    return found
+
+
+def counts_of(db, campaign_id: int) -> dict:
+    """The campaign's rows by status, kept until one of them changes (store.kept_counts)."""
+    return store.kept_counts(db, campaign_id, lambda: outbox.counts(db, campaign_id))
+
+
+def _finished(counts: dict) -> bool:
+    return sum(counts.get(s, 0) for s in ("pending", "claimed", "retry_wait")) == 0 and sum(counts.values()) > 0
 
 
 def campaign_fields(campaign: dict) -> dict:
@@ -366,7 +380,7 @@ def status(db, campaign_id: int) -> dict:
     not yet settled with the provider (`stale_claims`), the rows whose fate is unknown (`unknown`: the
     provider may have them and could not be asked; a clerk may resend them), and whether it is paused and why."""
     c = get(db, campaign_id)
-    counts = outbox.counts(db, campaign_id)
+    counts = counts_of(db, campaign_id)
     done = sum(counts.get(s, 0) for s in ("pending", "claimed", "retry_wait")) == 0
     return {**c, "counts": counts, "failures": outbox.failures(db, campaign_id),
             "stale_claims": outbox.stale_claims(db, campaign_id), "unknown": outbox.unknown_rows(db, campaign_id),

@@ -268,3 +268,24 @@ def m014_console_sessions(db: Database):
     db["users"].add_column("password_changed_at", str)
     db["login_attempts"].create_index(["ip", "at"])
     db["login_attempts"].create_index(["name", "at"])
+
+
+@migrations()
+def m015_dashboard_cache(db: Database):
+    """The console dashboard's figures, computed by SQL aggregates over the county data and kept here
+    (store/stats.py) until the county data changes (a new sync run or claim history): a million claims are
+    summed once per sync, not once per page."""
+    db["dashboard_cache"].create({"key": str, "version": str, "data": str, "at": str}, pk="key")
+
+
+@migrations()
+def m016_campaign_version(db: Database):
+    """A campaign's change counter (store/campaigns.py): a trigger moves it on whenever one of its outbox
+    rows changes status, so a page polling a campaign answers "nothing changed" (304) from one row, and
+    the counts by status (a scan of its rows: seconds at millions) are kept with the version they are of."""
+    db["campaigns"].add_column("version", int, not_null_default=0)
+    db["campaigns"].add_column("counts", str)
+    db["campaigns"].add_column("counts_version", int)
+    db.execute("CREATE TRIGGER outbox_campaign_version AFTER UPDATE OF status ON outbox "
+               "WHEN new.campaign_id IS NOT NULL AND new.status IS NOT old.status "
+               "BEGIN UPDATE campaigns SET version = version + 1 WHERE id = new.campaign_id; END")

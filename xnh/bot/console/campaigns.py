@@ -3,13 +3,15 @@ posted to /console/campaigns/preview as the clerk types, and the rendered previe
 one; without script the 预览 button does the same), send, cancel, resume after a pause, and a campaign's progress, delivery
 counts and failures by reason. The campaigns themselves are xnh/broadcast's (`campaigns.*`), the
 outbox's counts xnh/store/outbox.py's; this module only translates."""
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ... import quiet_hours
+from ... import clock, quiet_hours
 from ...broadcast import campaigns as broadcast
+from ...broadcast import audience as broadcast_audience
+from ...store import campaigns as store_campaigns
 from ...store import db as store_db
-from ...store import outbox
+from ...store import stats
 from .. import request_db
 from .common import act, bp
 from .words import reason_zh
@@ -29,13 +31,13 @@ def campaigns():
 def campaign_new():
     """GET: the form. POST action=preview: the form again with its preview; action=create: create it."""
     form = _read_form()
-    if request.method == "GET":
-        return render_template("console/campaign_new.html", form=form, channels=CHANNELS)
     db = request_db.get_db()
+    if request.method == "GET":
+        return render_template("console/campaign_new.html", form=form, channels=CHANNELS, choices=_choices(db))
     preview, error = _draft(db, form)
     if request.form.get("action") != "create" or error or preview.blockers:
         return render_template("console/campaign_new.html", form=form, channels=CHANNELS, preview=preview,
-                               error=error), 200 if request.form.get("action") != "create" else 400
+                               error=error, choices=_choices(db)), 200 if request.form.get("action") != "create" else 400
     store_db.finish(db)  # the campaign's own transaction follows (it writes the audit log itself)
     try:
         campaign_id = broadcast.create(db, name=form["name"], audience=form["audience"], text=form["text"],
@@ -43,7 +45,7 @@ def campaign_new():
                                           window=form["window"], actor=current_user.name)
     except ValueError as e:
         return render_template("console/campaign_new.html", form=form, channels=CHANNELS, preview=preview,
-                               error=str(e)), 400
+                               error=str(e), choices=_choices(db)), 400
     return redirect(url_for("console.campaign", campaign_id=campaign_id))
 
 
@@ -58,12 +60,29 @@ def campaign_preview():
 @bp.get("/campaigns/<int:campaign_id>")
 @login_required
 def campaign(campaign_id: int):
+    """A campaign: its progress, counts, failures and unknown rows; the preview only before it is sent (a
+    preview reads the whole audience). A page of a campaign still sending polls `campaign_poll`."""
     db = request_db.get_db()
     status = _status(db, campaign_id)
-    return render_template("console/campaign.html", c=status,
-                           preview=broadcast.preview(db, campaign_id, current_app.config["SETTINGS"]),
-                           counts=outbox.counts(db, campaign_id), failures=outbox.failures(db, campaign_id),
-                           campaign_id=campaign_id)
+    preview = (broadcast.preview(db, campaign_id, current_app.config["SETTINGS"]) if status["status"] == "draft"
+               else None)
+    return render_template("console/campaign.html", c=status, preview=preview, counts=status["counts"],
+                           failures=status["failures"], campaign_id=campaign_id,
+                           token=store_campaigns.change_token(db, campaign_id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/poll")
+@login_required
+def campaign_poll(campaign_id: int):
+    """Whether the campaign changed since the page was drawn: 304 when the ETag the page sends is still its
+    change token (one row read, whatever the campaign's size), else 200 with the new token."""
+    token = store_campaigns.change_token(request_db.get_db(), campaign_id)
+    if token is None:
+        abort(404)
+    response = jsonify(token=token)
+    response.set_etag(token)
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)
 
 
 @bp.post("/campaigns/<int:campaign_id>/send")
@@ -106,19 +125,32 @@ def _apply(campaign_id: int, action):
     return redirect(url_for("console.campaign", campaign_id=campaign_id))
 
 
+AUDIENCE_FIELDS = ("year", "paid", "township", "village", "category", "claim_status", "claim_days")
+
+
 def _read_form() -> dict:
+    """The new-campaign form: the audience from its Chinese fields (年度, 缴费情况, 乡镇, 村, 人员类别, 报销状态,
+    天数; broadcast.audience.compose) and, when written, the terms typed in 更多条件 (full-width accepted)."""
     f = request.form
     channels = [c for c in f.getlist("channels") if c in CHANNELS] or ["sms"]
     window = (f.get("window_start") or DEFAULT_WINDOW[0], f.get("window_end") or DEFAULT_WINDOW[1])
-    return {"name": f.get("name", "").strip(), "audience": " ".join(f.get("audience", "").split()),
-            "text": f.get("text", "").strip(), "channels": channels,
+    chosen = {k: f.get(k, "") for k in AUDIENCE_FIELDS}
+    audience = " ".join([broadcast_audience.compose(chosen), *f.get("audience", "").split()]).strip()
+    return {"name": f.get("name", "").strip(), "audience": audience, "typed": " ".join(f.get("audience", "").split()),
+            "text": f.get("text", "").strip(), "channels": channels, "chosen": chosen,
             "schedule": (f.get("schedule") or "").strip(), "window": window}
+
+
+def _choices(db) -> dict:
+    """The form's lists: townships and their villages, categories, claim statuses (kept with the dashboard's
+    figures until the county data changes)."""
+    return {**stats.places(db), "statuses": broadcast_audience.CLAIM_STATUSES, "this_year": clock.today().year}
 
 
 def _draft(db, form: dict):
     """(Preview, None), or (None, what is missing)."""
     if not form["audience"] or not form["text"]:
-        return None, "请填写受众和短信内容。"
+        return None, "请选择受众(至少一个条件)并填写短信内容。"
     # an unreadable audience or template comes back as a blocker of the preview
     return broadcast.draft_preview(db, audience=form["audience"], text=form["text"],
                                    channels=tuple(form["channels"]), window=form["window"],
@@ -150,3 +182,14 @@ def _duration(seconds) -> str:
 @bp.app_template_filter("exclusion")
 def _exclusion(reason: str) -> str:
     return reason_zh(reason)
+
+
+@bp.app_template_filter("audience_zh")
+def _audience_zh(text: str) -> str:
+    return broadcast_audience.describe(text or "")
+
+
+@bp.app_template_filter("zh_part")
+def _zh_part(text: str) -> str:
+    """The Chinese part of a bilingual message ("中文 / English")."""
+    return str(text or "").split(" / ")[0]

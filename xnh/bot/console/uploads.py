@@ -30,7 +30,7 @@ from flask_login import current_user, login_required
 
 from ... import sync
 from ...store import db as store_db
-from ...store import state
+from ...store import state, stats
 from ...store import uploads as store_uploads
 from ...sync.read import KIND_WORD, estimate_rows, open_table
 from .. import request_db
@@ -160,6 +160,18 @@ def upload_progress(upload_id: str):
     return jsonify({k: item[k] for k in keys})
 
 
+@bp.get("/uploads/<upload_id>/poll")
+@login_required
+def upload_poll(upload_id: str):
+    """304 while the import's status and rows done are what the page shows (its If-None-Match)."""
+    item = _get(request_db.get_db(), upload_id)
+    token = f"{item['status']}-{item['rows_done']}"
+    response = jsonify(token=token)
+    response.set_etag(token)
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)
+
+
 @bp.post("/uploads/<upload_id>/start")
 @login_required
 def upload_start(upload_id: str):
@@ -271,12 +283,22 @@ def _import(db_path: str, upload_id: str, kind: str, path: str, actor: str) -> N
         if result is not None:
             detail.update(inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
                           rejected=result.rejected)
+        if result is not None:
+            _refresh_figures(db)
         with store_db.writing(db):
             store_uploads.finish(db, upload_id, result, error)
             state.audit(db, actor, "sync_done" if error is None else "sync_failed",
                         {"via": "console", **detail, **({"error": error} if error else {})})
     finally:
         db.close()
+
+
+def _refresh_figures(db) -> None:
+    """The dashboard's figures of the new data, computed once now rather than by the first page."""
+    try:
+        stats.refresh(db)
+    except sqlite3.Error as e:
+        logger.warning("dashboard figures not refreshed after the import: %s", e)
 
 
 def _form(db, error: str | None = None, status: int = 200):
