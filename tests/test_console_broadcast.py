@@ -194,3 +194,21 @@ def test_the_audience_is_chosen_in_a_chinese_form_full_width_accepted(client):
                                                            "csrf_token": token(client, "/console/campaigns/new")})
     listed = client.get("/console/campaigns").get_data(as_text=True)
     assert created.status_code == 302 and "2026年未缴费" in listed and "unpaid=" not in listed
+
+
+def test_notices_and_answers_of_unknown_fate_are_listed_and_resent(client, app):
+    db = db_of(app)
+    from xnh.store import outbox
+
+    oid = outbox.queue_reply(db, channel="sms", recipient="13800000001", text="您的答复", ref="ticket:1")
+    row = outbox.due(db, {"sms": 10})[0]
+    outbox.claim_row(db, "gone:1:x", row, text="您的答复", parts=1, rate=10)
+    with store_db.writing(db):
+        outbox.mark_unknown(db, oid, "no way to ask sms whether it got the message (its worker stopped)")
+    db.close()
+    page = client.get("/console/campaigns").get_data(as_text=True)
+    assert "结果不明的通知和答复" in page and "工单答复" in page and "138****0001" in page
+    client.post("/console/outbox/resend", data={"csrf_token": token(client, "/console/campaigns"), "outbox": str(oid)})
+    db = db_of(app)
+    assert db.execute("SELECT status FROM outbox WHERE id = ?", [oid]).fetchone()[0] == "pending"
+    db.close()

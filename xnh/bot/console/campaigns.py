@@ -11,7 +11,7 @@ from ...broadcast import campaigns as broadcast
 from ...broadcast import audience as broadcast_audience
 from ...store import campaigns as store_campaigns
 from ...store import db as store_db
-from ...store import stats
+from ...store import outbox, stats
 from .. import request_db
 from .common import act, bp
 from .words import reason_zh
@@ -23,7 +23,23 @@ CHANNELS = {"sms": "短信", "telegram": "Telegram"}
 @bp.get("/campaigns")
 @login_required
 def campaigns():
-    return render_template("console/campaigns.html", campaigns=broadcast.list_campaigns(request_db.get_db()))
+    db = request_db.get_db()
+    return render_template("console/campaigns.html", campaigns=broadcast.list_campaigns(db),
+                           unknown=outbox.unknown_rows(db, outside=True))
+
+
+@bp.post("/outbox/resend")
+@login_required
+def outbox_resend():
+    """Resend payment notices and answers whose fate is unknown (a worker died sending them and the provider
+    could not be asked), the ones the clerk ticked."""
+    db = request_db.get_db()
+    shown = {r["id"] for r in outbox.unknown_rows(db, outside=True)}
+    ids = [int(i) for i in request.form.getlist("outbox") if i.isdigit() and int(i) in shown]
+    if ids:
+        n = outbox.resend_unknown(db, ids=ids)
+        act("outbox_resend", {"rows": n})
+    return redirect(url_for("console.campaigns"))
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])

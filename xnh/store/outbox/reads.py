@@ -76,10 +76,13 @@ def json_fields(text: str | None) -> dict:
 _UNKNOWN = ("id", "kind", "ref", "campaign_id", "recipient", "channel", "text", "reason", "claimed_at", "updated_at")
 
 
-def unknown_rows(db, campaign_id: int | None = None, limit: int = 200) -> list[dict]:
+def unknown_rows(db, campaign_id: int | None = None, limit: int = 200, outside: bool = False) -> list[dict]:
     """Rows whose fate is unknown (the provider may have accepted them without answering, and could not be
-    asked), oldest first: a clerk decides whether to resend them."""
+    asked), oldest first: a clerk decides whether to resend them. Of one campaign, of none (`outside`:
+    payment notices and answers), or all."""
     where, params = ("AND campaign_id = ?", [campaign_id]) if campaign_id is not None else ("", [])
+    if outside:
+        where, params = "AND campaign_id IS NULL", []
     cursor = db.conn.execute(f"SELECT {', '.join(_UNKNOWN)} FROM outbox WHERE status = 'unknown' {where} "
                              "ORDER BY id LIMIT ?", [*params, limit])
     return [dict(zip(_UNKNOWN, r)) for r in cursor]
