@@ -4,11 +4,16 @@
         fake.script["+8613800000001"] = [500, "ok"]  # per recipient, in order; then "ok"
         ...
         fake.requests                              # [(time, to, body, status_callback), ...] in arrival order
+        fake.messages                              # the messages it accepted: {sid, to, body, at}
 
 Behaviours: "ok" (201 with a new SM sid), 429, 500 (or any 5xx), "timeout" (answers after `delay`
-seconds, longer than the client waits), or a Twilio error code (21610, 21211, 21614, 30003, 30004, 30005,
-30006, 30007: a 400 with that code). Every request is recorded with its arrival time, whatever the answer.
+seconds, longer than the client waits), "accepted_timeout" (accepts the message, then answers after
+`delay` seconds: the client gives up, Twilio has it), or a Twilio error code (21610, 21211, 21614, 30003,
+30004, 30005, 30006, 30007: a 400 with that code). Every request is recorded with its arrival time,
+whatever the answer. GET …/Messages.json?To=… lists the accepted messages to a number, newest first, as
+Twilio's list does (`list_fails = True`: it answers 500 instead).
 """
+import email.utils
 import json
 import socket
 import threading
@@ -22,6 +27,8 @@ class FakeTwilio:
     def __init__(self, timeout_delay: float = 2.0):
         self.script: dict[str, list] = {}
         self.requests: list[tuple] = []
+        self.messages: list[dict] = []
+        self.list_fails = False
         self.timeout_delay = timeout_delay
         self.lock = threading.Lock()
         fake = self
@@ -37,10 +44,27 @@ class FakeTwilio:
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self):
+                path, _, query = self.path.partition("?")
+                if path.startswith("/2010-04-01/Accounts/") and path.endswith("/Messages.json"):
+                    return self._list(path, {k: v[0] for k, v in parse_qs(query).items()})
+                if path.startswith("/2010-04-01/Accounts/") and path.endswith(".json"):  # the account: a warm-up
+                    return self._answer(200, {"sid": path.rsplit("/", 1)[-1][:-5], "status": "active"})
                 if self.path != "/requests":
                     return self._answer(404, {"status": 404})
                 with fake.lock:
                     return self._answer(200, [list(r) for r in fake.requests])
+
+            def _list(self, path, query):
+                if fake.list_fails:
+                    return self._answer(500, {"code": 20500, "message": "fake list outage", "status": 500})
+                with fake.lock:
+                    found = [m for m in fake.messages if m["to"] == query.get("To", m["to"])]
+                found = sorted(found, key=lambda m: -m["at"])[: int(query.get("PageSize", 50))]
+                records = [{"sid": m["sid"], "to": m["to"], "body": m["body"], "status": "queued",
+                            "date_created": email.utils.formatdate(m["at"], usegmt=True)} for m in found]
+                return self._answer(200, {"messages": records, "next_page_uri": None, "page": 0,
+                                          "page_size": len(records), "uri": path, "first_page_uri": path,
+                                          "previous_page_uri": None, "start": 0, "end": len(records)})
 
             def do_POST(self):
                 at = time.time()
@@ -56,8 +80,12 @@ class FakeTwilio:
                 if step == "timeout":
                     time.sleep(fake.timeout_delay)
                     step = 500
-                if step == "ok":
+                if step in ("ok", "accepted_timeout"):
                     sid = "SM" + uuid.uuid4().hex
+                    with fake.lock:
+                        fake.messages.append({"sid": sid, "to": to, "body": form.get("Body", ""), "at": at})
+                    if step == "accepted_timeout":
+                        time.sleep(fake.timeout_delay)
                     return self._answer(201, {"sid": sid, "status": "queued", "to": to, "body": form.get("Body")})
                 if isinstance(step, int) and step < 600:
                     return self._answer(step, {"code": 20429 if step == 429 else 20500, "message": "fake",

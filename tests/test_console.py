@@ -18,7 +18,7 @@ from xnh.cli import cli
 from xnh.store import db as store_db
 from xnh.store import state, users
 
-ADMIN, CLERK = ("root", "rootpass1"), ("wang", "wangpass1")
+ADMIN, CLERK = ("root", "Shu-guang-2026!"), ("wang", "Dong-shan-2026!")
 
 
 def make_app(path, **config):
@@ -79,7 +79,7 @@ def test_login_then_logout(client, app):
     assert audit_actions(app)[-2:] == [("root", "login"), ("root", "logout")]
 
 
-@pytest.mark.parametrize("name, password", [("root", "wrong-pass"), ("nobody", "rootpass1"), ("root", "")])
+@pytest.mark.parametrize("name, password", [("root", "wrong-pass"), ("nobody", "Shu-guang-2026!"), ("root", "")])
 def test_a_wrong_login_is_refused_and_audited(client, app, name, password):
     got = client.post("/console/login", data={"name": name, "password": password, "csrf_token": token(client)})
     assert got.status_code == 401 and "用户名或密码不对" in got.get_data(as_text=True)
@@ -102,7 +102,7 @@ def test_a_form_without_its_csrf_token_is_refused(client, app, csrf):
     assert got.status_code == 400 and "CSRF" in got.get_data(as_text=True)
     assert client.get("/console/").status_code == 302  # not logged in
     login(client)
-    got = client.post("/console/users", data={"name": "mallory", "password": "longenough1", "role": "admin"})
+    got = client.post("/console/users", data={"name": "mallory", "password": "Long-enough-99!", "role": "admin"})
     assert got.status_code == 400
     db = store_db.open_db(app.config["DB_PATH"])
     assert users.get_by_name(db, "mallory") is None
@@ -119,7 +119,7 @@ def test_a_clerk_cannot_manage_users(client, app):
     login(client, CLERK)
     assert client.get("/console/").status_code == 200
     assert client.get("/console/users").status_code == 403
-    got = client.post("/console/users", data={"name": "x1", "password": "longenough1", "role": "admin",
+    got = client.post("/console/users", data={"name": "x1", "password": "Long-enough-99!", "role": "admin",
                                               "csrf_token": token(client, "/console/")})
     assert got.status_code == 403
     assert "/console/users" not in client.get("/console/").get_data(as_text=True)  # not in the menu either
@@ -129,14 +129,14 @@ def test_a_clerk_cannot_manage_users(client, app):
 def test_an_admin_adds_and_disables_a_user(client, app):
     login(client)
     assert "wang" in client.get("/console/users").get_data(as_text=True)
-    got = client.post("/console/users", data={"name": "li", "password": "lipass123", "role": "clerk",
+    got = client.post("/console/users", data={"name": "li", "password": "Xi-he-cun-2026!", "role": "clerk",
                                               "csrf_token": token(client, "/console/users")})
     assert got.status_code == 302
     short = client.post("/console/users", data={"name": "zhao", "password": "short", "role": "clerk",
                                                 "csrf_token": token(client, "/console/users")})
-    assert short.status_code == 400 and "至少8个字符" in short.get_data(as_text=True)
+    assert short.status_code == 400 and "至少10个字符" in short.get_data(as_text=True)
     other = make_app(app.config["DB_PATH"]).test_client()
-    assert login(other, ("li", "lipass123")).status_code == 302
+    assert login(other, ("li", "Xi-he-cun-2026!")).status_code == 302
     assert other.get("/console/").status_code == 200
     db = store_db.open_db(app.config["DB_PATH"])
     li = users.get_by_name(db, "li")
@@ -145,7 +145,7 @@ def test_an_admin_adds_and_disables_a_user(client, app):
                                                                  "csrf_token": token(client, "/console/users")})
     assert got.status_code == 302
     assert other.get("/console/").status_code == 302  # a disabled user's session ends at once
-    assert login(other, ("li", "lipass123")).status_code == 401
+    assert login(other, ("li", "Xi-he-cun-2026!")).status_code == 401
     me = users.get_by_name(store_db.open_db(app.config["DB_PATH"]), "root")
     itself = client.post(f"/console/users/{me['id']}/active", data={"active": "0",
                                                                     "csrf_token": token(client, "/console/users")})
@@ -189,22 +189,22 @@ def test_failed_logins_are_limited_per_name_and_address(client, app):
 def test_xnh_user_add_reads_the_password_from_stdin(tmp_path, monkeypatch):
     monkeypatch.setenv("XNH_DB", str(tmp_path / "cli.db"))
     runner = CliRunner()
-    got = runner.invoke(cli, ["user", "add", "zhang", "--role", "admin"], input="zhangpass1\n")
+    got = runner.invoke(cli, ["user", "add", "zhang", "--role", "admin"], input="Qing-shui-2026!\n")
     assert got.exit_code == 0 and "zhang" in got.output
     db = store_db.open_db(str(tmp_path / "cli.db"))
     row = users.get_by_name(db, "zhang")
     assert row["role"] == "admin" and row["password_hash"].startswith("$argon2id$")
-    assert "zhangpass1" not in row["password_hash"]
-    assert users.check_password(db, "zhang", "zhangpass1") and not users.check_password(db, "zhang", "other")
+    assert "Qing-shui-2026!" not in row["password_hash"]
+    assert users.check_password(db, "zhang", "Qing-shui-2026!") and not users.check_password(db, "zhang", "other")
     assert db.execute("select action from audit_log").fetchall()[-1] == ("user_add",)
     db.close()
 
 
 @pytest.mark.parametrize("args, password, words", [
-    (["zhang", "--role", "admin"], "short\n", "至少8个字符"),
-    (["li si", "--role", "clerk"], "longenough1\n", "空格"),
-    (["wu", "--role", "boss"], "longenough1\n", "boss"),
-    (["wu"], "longenough1\n", "--role"),
+    (["zhang", "--role", "admin"], "short\n", "至少10个字符"),
+    (["li si", "--role", "clerk"], "Long-enough-99!\n", "空格"),
+    (["wu", "--role", "boss"], "Long-enough-99!\n", "boss"),
+    (["wu"], "Long-enough-99!\n", "--role"),
 ])
 def test_xnh_user_add_problems_are_one_line(tmp_path, monkeypatch, args, password, words):
     monkeypatch.setenv("XNH_DB", str(tmp_path / "cli.db"))
@@ -214,7 +214,7 @@ def test_xnh_user_add_problems_are_one_line(tmp_path, monkeypatch, args, passwor
 
 def test_xnh_user_add_twice_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("XNH_DB", str(tmp_path / "cli.db"))
-    assert CliRunner().invoke(cli, ["user", "add", "wu", "--role", "clerk"], input="longenough1\n").exit_code == 0
+    assert CliRunner().invoke(cli, ["user", "add", "wu", "--role", "clerk"], input="Long-enough-99!\n").exit_code == 0
     got = CliRunner().invoke(cli, ["user", "add", "wu", "--role", "admin"], input="longenough2\n")
     assert got.exit_code == 1 and "already exists" in got.output
 
@@ -378,18 +378,18 @@ def _on_a_terminal(tmp_path, answers: list[str]) -> str:
 
 
 def test_xnh_user_add_asks_twice_on_a_terminal(tmp_path):
-    printed = _on_a_terminal(tmp_path, ["ttypass12", "ttypass12"])
-    assert "again" in printed and "user tty1 added" in printed and "ttypass12" not in printed  # not echoed
+    printed = _on_a_terminal(tmp_path, ["Tty-pass-2026a", "Tty-pass-2026a"])
+    assert "again" in printed and "user tty1 added" in printed and "Tty-pass-2026a" not in printed  # not echoed
     db = store_db.open_db(str(tmp_path / "tty.db"))
-    assert users.check_password(db, "tty1", "ttypass12")
+    assert users.check_password(db, "tty1", "Tty-pass-2026a")
     db.close()
 
 
 def test_xnh_user_add_on_a_terminal_asks_again_when_the_two_differ(tmp_path):
-    printed = _on_a_terminal(tmp_path, ["ttypass12", "ttypass13", "ttypass14", "ttypass14"])
+    printed = _on_a_terminal(tmp_path, ["Tty-pass-2026a", "Tty-pass-2026b", "Tty-pass-2026c", "Tty-pass-2026c"])
     assert "do not match" in printed and "user tty1 added" in printed
     db = store_db.open_db(str(tmp_path / "tty.db"))
-    assert users.check_password(db, "tty1", "ttypass14") and not users.check_password(db, "tty1", "ttypass12")
+    assert users.check_password(db, "tty1", "Tty-pass-2026c") and not users.check_password(db, "tty1", "Tty-pass-2026a")
     db.close()
 
 

@@ -68,11 +68,12 @@ def test_create_send_cancel_from_the_console(client, app):
     assert "缴费提醒" in client.get("/console/campaigns").get_data(as_text=True)
     assert client.post(location + "/send", data={"csrf_token": token(client, location)}).status_code == 302
     page = client.get(location).get_data(as_text=True)
-    assert 'data-status="sending"' in page and 'data-status="pending"' in page and 'http-equiv="refresh"' in page
+    assert 'data-status="sending"' in page and 'data-status="pending"' in page and "data-poll=" in page
+    assert "发送前预览" not in page  # the preview (a read of the whole audience) only before sending
     assert 'id="send"' not in page  # sent once
     assert client.post(location + "/cancel", data={"csrf_token": token(client, location)}).status_code == 302
     page = client.get(location).get_data(as_text=True)
-    assert 'data-status="cancelled"' in page and 'http-equiv="refresh"' not in page
+    assert 'data-status="cancelled"' in page and "data-poll=" not in page
     db = db_of(app)
     assert db.execute("select status, count(*) from outbox group by status").fetchall() == [("cancelled", 7)]
     db.close()
@@ -99,8 +100,9 @@ def test_a_ticket_is_answered_on_its_own_channel_once(client, app, sender, chann
     location = f"/console/tickets/{ticket}"
     answer = {"answer": "请带身份证到乡镇合管办重置密码。", "csrf_token": token(client, location)}
     assert client.post(location + "/answer", data=answer).status_code == 302
-    again = {"answer": "第二次回复", "csrf_token": token(client, location)}
-    assert client.post(location + "/answer", data=again).status_code == 302
+    again = {"answer": "第二次回复", "csrf_token": token(client, location), "seen_answers": "0"}
+    refused = client.post(location + "/answer", data=again)
+    assert refused.status_code == 409 and "wang 已经回复了这个工单" in refused.get_data(as_text=True)
     db = db_of(app)
     rows = db.execute("select kind, ref, recipient, channel, text, status from outbox").fetchall()
     assert rows == [("reply", f"ticket:{ticket}", recipient, channel, "请带身份证到乡镇合管办重置密码。", "pending")]
@@ -110,6 +112,7 @@ def test_a_ticket_is_answered_on_its_own_channel_once(client, app, sender, chann
     assert "请带身份证到乡镇合管办重置密码" in client.get(location).get_data(as_text=True)
     assert "新农合卡的密码" not in client.get("/console/tickets").get_data(as_text=True)  # open ones only
     assert [a for a in audit_actions(app) if a[1] == "ticket_answer"] == [("wang", "ticket_answer")]
+    assert ("wang", "ticket_answer_refused") in audit_actions(app)
 
 
 def test_an_empty_answer_is_refused(client, app):
@@ -139,3 +142,73 @@ def test_a_paused_campaign_is_resumed_from_its_page(client, app):
     assert client.post(location + "/resume", data={"csrf_token": token(client, location)}).status_code == 302
     assert 'id="resume"' not in client.get(location).get_data(as_text=True)
     assert ("wang", "campaign_resume") in audit_actions(app)
+
+
+def test_rows_of_unknown_fate_are_listed_in_chinese_and_resent_by_a_clerk(client, app):
+    client.post("/console/campaigns/new", data=campaign_form(client, action="create"))
+    db = db_of(app)
+    from xnh.broadcast import campaigns
+    from xnh.store import outbox
+
+    cid = campaigns.list_campaigns(db)[0]["id"]
+    campaigns.send(db, cid, actor="t")
+    row = outbox.due(db, {"sms": 10})[0]
+    outbox.claim_row(db, "gone:1:x", row, text="x", parts=1, rate=10)
+    with store_db.writing(db):
+        outbox.mark_unknown(db, row["id"], "may have been sent: Twilio's message list could not be read: 500")
+    page = client.get(f"/console/campaigns/{cid}").get_data(as_text=True)
+    assert "发送结果不明" in page and "无法向平台核对" in page and "may have been sent" not in page
+    assert row["recipient"] not in page and row["recipient"][:3] + "****" in page  # the phone masked
+    client.post(f"/console/campaigns/{cid}/resend", data={"csrf_token": token(client, f"/console/campaigns/{cid}")})
+    assert db.execute("SELECT status FROM outbox WHERE id = ?", [row["id"]]).fetchone()[0] == "pending"
+    assert ("wang", "outbox_resend") in audit_actions(app)
+    db.close()
+
+
+def test_a_campaign_page_polls_for_nothing_while_nothing_changes(client, app):
+    import re as re_
+
+    location = client.post("/console/campaigns/new", data=campaign_form(client, action="create")).headers["Location"]
+    client.post(location + "/send", data={"csrf_token": token(client, location)})
+    page = client.get(location).get_data(as_text=True)
+    poll, drawn = re_.search(r'data-poll="([^"]+)" data-token="([^"]+)"', page).groups()
+    assert client.get(poll, headers={"If-None-Match": f'"{drawn}"'}).status_code == 304
+    assert client.get(poll, headers={"If-None-Match": f'"{drawn}"'}).status_code == 304
+    db = db_of(app)
+    from xnh.store import outbox
+
+    row = outbox.due(db, {"sms": 10})[0]
+    outbox.claim_row(db, "w", row, text="x", parts=1, rate=10)  # the worker moves one row on
+    db.close()
+    changed = client.get(poll, headers={"If-None-Match": f'"{drawn}"'})
+    assert changed.status_code == 200 and changed.get_json()["token"] != drawn
+
+
+def test_the_audience_is_chosen_in_a_chinese_form_full_width_accepted(client):
+    page = client.get("/console/campaigns/new").get_data(as_text=True)
+    assert 'id="a-township"' in page and "未缴费" in page and "人员类别" in page
+    form = campaign_form(client, audience="", year="２０２６", paid="unpaid")
+    got = client.post("/console/campaigns/preview", data=form).get_data(as_text=True)
+    assert 'id="pv-count">7<' in got
+    created = client.post("/console/campaigns/new", data={**form, "action": "create",
+                                                           "csrf_token": token(client, "/console/campaigns/new")})
+    listed = client.get("/console/campaigns").get_data(as_text=True)
+    assert created.status_code == 302 and "2026年未缴费" in listed and "unpaid=" not in listed
+
+
+def test_notices_and_answers_of_unknown_fate_are_listed_and_resent(client, app):
+    db = db_of(app)
+    from xnh.store import outbox
+
+    oid = outbox.queue_reply(db, channel="sms", recipient="13800000001", text="您的答复", ref="ticket:1")
+    row = outbox.due(db, {"sms": 10})[0]
+    outbox.claim_row(db, "gone:1:x", row, text="您的答复", parts=1, rate=10)
+    with store_db.writing(db):
+        outbox.mark_unknown(db, oid, "no way to ask sms whether it got the message (its worker stopped)")
+    db.close()
+    page = client.get("/console/campaigns").get_data(as_text=True)
+    assert "结果不明的通知和答复" in page and "工单答复" in page and "138****0001" in page
+    client.post("/console/outbox/resend", data={"csrf_token": token(client, "/console/campaigns"), "outbox": str(oid)})
+    db = db_of(app)
+    assert db.execute("SELECT status FROM outbox WHERE id = ?", [oid]).fetchone()[0] == "pending"
+    db.close()

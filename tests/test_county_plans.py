@@ -86,4 +86,4 @@ def test_payment_notices_look_the_outbox_up_by_index(db):
     sql = payments._CLAIMS_TO_NOTIFY.format(source="(SELECT DISTINCT claim_id FROM claim_history WHERE id > 0)")
     plan = _plan(db, sql)
     assert not [step for step in plan if step.startswith("SCAN") and " n" in step + " "], plan
-    assert any("outbox_kind_ref" in step for step in plan), plan
+    assert any("outbox_kind_ref_recipient" in step for step in plan), plan

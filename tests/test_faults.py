@@ -143,17 +143,17 @@ def test_a_dead_sender_makes_healthz_unhealthy_and_a_recovered_one_healthy(twili
     stop, thread = server.start_sender(app, settings)
     try:
         assert _wait(lambda: client.get("/healthz").status_code == 200, 10)
-        real_claim = outbox.claim
+        real_due = outbox.due
 
         def broken(*args, **kwargs):
             raise RuntimeError("injected fault")
 
-        monkeypatch.setattr(worker.outbox, "claim", broken)  # every round now fails: a bug in the sender
+        monkeypatch.setattr(worker.outbox, "due", broken)  # every round now fails: a bug in the sender
         assert _wait(lambda: client.get("/healthz").status_code == 503, 10)
         body = client.get("/healthz").get_json()
         assert "no good round" in body["reason"] and "RuntimeError: injected fault" in body["reason"]
         assert thread.is_alive()  # retried, never the end of the thread
-        monkeypatch.setattr(worker.outbox, "claim", real_claim)
+        monkeypatch.setattr(worker.outbox, "due", real_due)
         db = open_db(settings.db_path)
         outbox.queue_reply(db, channel="sms", recipient="13700000009", text="答复", ref="ticket:9")
         db.close()

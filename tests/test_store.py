@@ -181,3 +181,43 @@ def test_begin_write_takes_the_service_files_lock_only(tmp_path, which, locked):
         db.conn.rollback()
         db.close()
     assert got is locked
+
+
+def test_the_notice_query_searches_the_outbox_index_instead_of_scanning(db):
+    from xnh.store.outbox import payments
+
+    sql = payments._CLAIMS_TO_NOTIFY.format(source="(SELECT DISTINCT claim_id FROM claim_history WHERE id > 0 "
+                                                   "AND id <= 10 AND status = :paid)")
+    plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, {"paid": "已拨付"})]
+    assert any("SEARCH n USING INDEX outbox_kind_ref_recipient (kind=? AND ref=?)" in p for p in plan), plan
+    assert not any(p.startswith("SCAN n") for p in plan), plan
+    # negative row: without the index's own WHERE the same look-up scans the outbox
+    bare = sql.replace("AND n.campaign_id IS NULL", "")
+    assert any(p.startswith("SCAN n") for p in (r[3] for r in db.execute("EXPLAIN QUERY PLAN " + bare,
+                                                                             {"paid": "已拨付"})))
+
+
+def test_xnh_serve_derives_notices_in_the_background_after_it_listens(tmp_path, monkeypatch):
+    """serve() binds the socket, then derives in a thread: a long derivation never keeps the webhook silent."""
+    import threading
+
+    from xnh import server
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow(db):
+        started.set()
+        release.wait(10)
+        return 0
+
+    monkeypatch.setattr(outbox, "derive_payment_notices", slow)
+    path = str(tmp_path / "s.db")
+    store_db.open_db(path).close()
+    thread = server.derive_in_background(path)
+    assert started.wait(5) and thread.is_alive()  # returned at once, deriving meanwhile
+    release.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    source = (Path(server.__file__)).read_text(encoding="utf-8")
+    body = source[source.index("def serve("):source.index("def start_sender(")]
+    assert body.index("make_server(") < body.index("derive_in_background(")  # listening first

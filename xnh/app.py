@@ -52,6 +52,8 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
         WECHAT_TOKEN=settings.wechat_token,
         WECHAT_APP_ID=settings.wechat_app_id,
         WECHAT_AES_KEY=settings.wechat_aes_key,
+        CONSOLE_UPLOAD_LIMIT=settings.upload_mb << 20,
+        PROXY_HOPS=settings.proxy_hops,
         TELEGRAM_RUNNER=None,  # set by server.serve in webhook mode
         SENDER=None,  # set by server.serve: the outbound sender's Health
         DEMO=False,
@@ -70,6 +72,11 @@ def create_app(test_config: dict | None = None, *, settings: Settings | None = N
     app.add_url_rule("/healthz", "healthz", healthz)
     app.teardown_request(request_db.finish_request)
     console.init_app(app)  # /console; last: it exempts the blueprints above (webhooks) from its CSRFProtect
+    if app.config["PROXY_HOPS"]:  # the proxy's X-Forwarded-For is trusted only when configured (XNH_PROXY_HOPS)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_prefix=0)
     if not app.config["TWILIO_AUTH_TOKEN"]:
         logger.warning("TWILIO_AUTH_TOKEN is not set: POST /sms and /sms/status refuse every request (403)")
     return app

@@ -141,12 +141,14 @@ def serve(settings, host, port, threads):
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @pass_settings
 def sync(settings, kind, file, progress):
-    """Import a county export (CSV in UTF-8/GBK, or .xlsx); ends with inserted=N updated=N unchanged=N rejected=N."""
+    """Import a county export (CSV in UTF-8/GBK, or .xlsx); ends with inserted=N updated=N unchanged=N rejected=N.
+    Written to the audit log with the operator's name (XNH_ACTOR, else cli:<login name>)."""
     from pathlib import Path
 
     from . import sync as sync_mod
     from .store import db
 
+    conn = None
     try:
         sync_mod.check_readable(kind, Path(file))  # before any database is created
         path = settings.db_path
@@ -154,10 +156,47 @@ def sync(settings, kind, file, progress):
         click.echo(f"database: {os.path.abspath(path)} (county data: {os.path.abspath(db.county_path(path))})")
         result = sync_mod.run(conn, kind, file, progress=sys.stderr.isatty() if progress is None else progress)
     except sync_mod.SyncError as e:
+        _audit_sync(settings, conn, kind, file, error=str(e))
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
+    except BaseException as e:
+        _audit_sync(settings, conn, kind, file, error=f"{e.__class__.__name__}: {e}")
+        raise
+    _audit_sync(settings, conn, kind, file, result=result)
+    try:  # the dashboard's figures of the new data, computed once now rather than by the first page
+        from .store import stats
+
+        stats.refresh(conn)
+    except sqlite3.Error as e:
+        logging.getLogger(__name__).warning("dashboard figures not refreshed: %s", e)
     for line in result.summary_lines():
         click.echo(line)
+
+
+def _audit_sync(settings: Settings, conn, kind: str, file: str, result=None, error: str | None = None) -> None:
+    """`xnh sync` in the audit log: who ran it, the file, and what it did or why it failed. A database that
+    cannot be written now (locked, full) only loses this entry, never the import's own outcome."""
+    from .store import db, state
+
+    if conn is None:
+        if not os.path.exists(settings.db_path):
+            return  # the file could not be read: nothing was created, nothing to record in
+        try:
+            conn = db.open_db(settings.db_path)
+        except sqlite3.Error:
+            return
+    detail = {"via": "cli", "kind": kind, "file": os.path.abspath(file)}
+    if result is not None:
+        detail.update(inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
+                      rejected=result.rejected)
+    else:
+        detail["error"] = error
+    try:
+        db.finish(conn, failed=True)
+        with db.writing(conn):
+            state.audit(conn, _actor(settings), "sync_done" if result is not None else "sync_failed", detail)
+    except sqlite3.Error as e:
+        logging.getLogger(__name__).warning("the sync was not written to the audit log: %s", e)
 
 
 @cli.group()
@@ -329,9 +368,11 @@ def broadcast_status(settings, campaign_id, as_json):
         click.echo(f"paused: {s['paused_reason']}")
     click.echo(" ".join(f"{k}={v}" for k, v in s["counts"].items()))
     click.echo("failures: " + (", ".join(f"{r}={n}" for r, n in s["failures"].items()) or "none"))
-    stale = s["stale_claims"]
-    click.echo(f"claimed when a worker stopped (may or may not have been sent): {len(stale)}"
+    stale, unknown = s["stale_claims"], s["unknown"]
+    click.echo(f"claimed by a worker that stopped, settled with the provider at the next start: {len(stale)}"
                + (" ids=" + ",".join(str(r["id"]) for r in stale) if stale else ""))
+    click.echo(f"unknown (the provider may have them; a clerk may resend): {len(unknown)}"
+               + (" ids=" + ",".join(str(r["id"]) for r in unknown) if unknown else ""))
     _echo_outbound(s["outbound"])
 
 
@@ -371,28 +412,35 @@ def broadcast_period(settings, audience, channels):
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 @cli.command()
 @click.option("--until-idle", is_flag=True, help="Exit when nothing is due (cron, tests).")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Sending threads.")
 @pass_settings
 def worker(settings, until_idle, threads):
     """Send what the outbox holds (broadcasts, payment notices, clerks' answers) at XNH_SMS_PER_SECOND;
-    a fault ends it with one line (its supervisor starts it again)."""
+    SIGTERM or Ctrl-C finish the sends in flight and release the rest; a fault ends it with one line."""
     import signal
+    import threading
 
     from .broadcast import worker as worker_mod
 
     _service_db(settings).close()
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = threading.Event()
+
+    def _stop(signum, frame):
+        if stop.is_set():  # a second signal: stop now (what was claimed is settled at the next start)
+            raise KeyboardInterrupt
+        stop.set()
+
+    before = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        sent = worker_mod.run(settings, until_idle=until_idle, threads=threads)
+        sent = worker_mod.run(settings, until_idle=until_idle, threads=threads, stop=stop)
     except KeyboardInterrupt:
         sent = None
-    click.echo(f"sent={sent}" if sent is not None else "stopped")
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    click.echo(f"sent={sent}" if not stop.is_set() and sent is not None else f"stopped sent={sent}")
 
 
 @cli.group(cls=_Group)

@@ -43,6 +43,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5000, threads
         raise ServeError(_listen_reason(e, host, port)) from None
     runner = _telegram(app, settings)
     sending = start_sender(app, settings)
+    derive_in_background(real)  # listening already (the socket is bound): messages are answered meanwhile
     signal.signal(signal.SIGTERM, _interrupt)
     logger.info("xnh serving on http://%s:%s (%d threads), database %s%s", host, server.effective_port, threads,
                 os.path.abspath(real), "" if serving == real else
@@ -127,12 +128,29 @@ def _warm_up(app, path: str) -> None:
 
     db = store_db.open_db(path)
     try:
-        queued = outbox.derive_payment_notices(db)  # a sync that crashed after its commit left these
-        if queued:
-            logger.info("payment notices derived from the claim history: %d", queued)
         warm_up(db)
     finally:
         db.close()
+
+
+def derive_in_background(path: str) -> threading.Thread:
+    """Derive the payment notices a sync left underived (it crashed after its commit, or another process
+    synced) in a background thread, once the server listens: after a million-row import this is seconds
+    of work, and the webhooks must answer meanwhile (each chunk holds the write lock for milliseconds)."""
+    def derive():
+        db = store_db.open_db(path)
+        try:
+            queued = outbox.derive_payment_notices(db)
+            if queued:
+                logger.info("payment notices derived from the claim history: %d", queued)
+        except Exception:  # logged; the next sync or start derives them (the mark only moves on success)
+            logger.exception("deriving payment notices failed")
+        finally:
+            db.close()
+
+    thread = threading.Thread(target=derive, name="xnh-notices", daemon=True)
+    thread.start()
+    return thread
 
 
 def _interrupt(signum, frame):

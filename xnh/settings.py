@@ -73,6 +73,8 @@ class Settings:
     tencent_secret_key: str | None = _env("TENCENT_SECRET_KEY", "Tencent Cloud API key", default=None)
     tencent_sms_app_id: str | None = _env("TENCENT_SMS_APP_ID", "Tencent SmsSdkAppId", default=None)
     tencent_sms_api_base: str = _env("TENCENT_SMS_API_BASE", "Tencent SMS API", default="https://sms.tencentcloudapi.com")
+    upload_mb: int = _env("XNH_UPLOAD_MB", "the console's upload limit in MB", default=500)
+    proxy_hops: int = _env("XNH_PROXY_HOPS", "trusted reverse proxies in front", default=0)
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":

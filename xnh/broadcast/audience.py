@@ -11,9 +11,14 @@ Terms (each at most once):
     claim_days=N         a claim of the household moved in the last N days of the policy date (its payment
                          date, else discharge, else admission); with claim_status, the same claim
 A message goes to every registered phone (联系电话) of a matching household, once per phone.
+
+Written as a Chinese input method writes it, too: full-width ＝, digits and spaces are read as their
+ASCII forms (NFKC), and each term may be named in Chinese (乡镇=东山镇 未缴费=2027, ALIASES). The console
+builds the terms from a Chinese form (`compose`) and shows an audience in Chinese (`describe`).
 """
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from ..policy_kb import claim_status
@@ -22,6 +27,10 @@ CLAIM_STATUSES = claim_status.STATUSES
 _YEAR = re.compile(r"(19|20)\d\d")
 _NAME = re.compile(r"[^\s=]{1,40}")
 NAMES = ("enrolled", "unpaid", "township", "village", "category", "claim_status", "claim_days")
+ALIASES = {"已参合": "enrolled", "参合": "enrolled", "未缴费": "unpaid", "乡镇": "township", "镇": "township",
+           "乡": "township", "村": "village", "类别": "category", "人员类别": "category", "报销状态": "claim_status",
+           "报销天数": "claim_days", "天数": "claim_days"}
+WORDS = {"township": "乡镇", "village": "村", "category": "人员类别", "claim_status": "报销状态"}
 
 
 class AudienceError(ValueError):
@@ -41,17 +50,18 @@ class Audience:
 def parse(text: str) -> Audience:
     """The terms of `text`, checked; AudienceError says which term is wrong and why."""
     terms: dict = {}
-    words = (text or "").split()
+    words = unicodedata.normalize("NFKC", text or "").split()
     if not words:
         raise AudienceError("受众为空 / the audience names no term (e.g. unpaid=2027 township=东山镇)")
     for word in words:
         name, eq, value = word.partition("=")
+        name = ALIASES.get(name, name)
         if name not in NAMES:
-            raise AudienceError(f"未知条件 / unknown term {word!r}: use {', '.join(n + '=' for n in NAMES)}")
+            raise AudienceError(f"未知条件「{word}」(可用:乡镇= 村= 人员类别= 未缴费= 已参合= 报销状态= 报销天数=) / unknown term {word!r}: use {', '.join(n + '=' for n in NAMES)}")
         if not eq or not value:
-            raise AudienceError(f"条件缺少值 / term {word!r} has no value ({name}=…)")
+            raise AudienceError(f"条件「{word}」缺少值 / term {word!r} has no value ({name}=…)")
         if name in terms:
-            raise AudienceError(f"条件重复 / term {name}= given twice")
+            raise AudienceError(f"条件「{name}」重复 / term {name}= given twice")
         terms[name] = _value(name, value, word)
     return Audience(terms)
 
@@ -59,18 +69,18 @@ def parse(text: str) -> Audience:
 def _value(name: str, value: str, word: str):
     if name in ("enrolled", "unpaid"):
         if not _YEAR.fullmatch(value):
-            raise AudienceError(f"年份不对 / {word!r}: {name}= takes a year such as 2027")
+            raise AudienceError(f"年份不对「{word}」,应是如 2027 的年份 / {word!r}: {name}= takes a year such as 2027")
         return int(value)
     if name == "claim_days":
         if not value.isascii() or not value.isdigit() or not 0 < int(value) <= 3660:
-            raise AudienceError(f"天数不对 / {word!r}: claim_days= takes a number of days from 1 to 3660")
+            raise AudienceError(f"天数不对「{word}」,应是 1 到 3660 / {word!r}: claim_days= takes a number of days from 1 to 3660")
         return int(value)
     if name == "claim_status":
         if value not in CLAIM_STATUSES:
-            raise AudienceError(f"报销状态不对 / {word!r}: claim_status= is one of {' '.join(CLAIM_STATUSES)}")
+            raise AudienceError(f"报销状态不对「{word}」,应是 {'、'.join(CLAIM_STATUSES)} 之一 / {word!r}: claim_status= is one of {' '.join(CLAIM_STATUSES)}")
         return value
     if not _NAME.fullmatch(value):
-        raise AudienceError(f"名称不对 / {word!r}: {name}= takes a name of at most 40 characters")
+        raise AudienceError(f"名称不对「{word}」,最多40个字 / {word!r}: {name}= takes a name of at most 40 characters")
     return value
 
 
@@ -102,3 +112,36 @@ def households_sql(audience: Audience, today: dt.date) -> tuple[str, list]:
         where.append(f"EXISTS (SELECT 1 FROM claims AS c WHERE {' AND '.join(claim)})")
     return ("SELECT DISTINCT m.household_id FROM members AS m"
             + (" WHERE " + " AND ".join(where) if where else "")), params
+
+
+def compose(fields: dict) -> str:
+    """Terms from the console's Chinese form: year, paid (未缴费 "unpaid" | 已参合 "enrolled" | ""), township,
+    village, category, claim_status, claim_days; empty fields are left out."""
+    terms = []
+    year = unicodedata.normalize("NFKC", str(fields.get("year") or "")).strip()
+    if fields.get("paid") in ("unpaid", "enrolled") and year:
+        terms.append(f"{fields['paid']}={year}")
+    for name in ("township", "village", "category", "claim_status", "claim_days"):
+        value = unicodedata.normalize("NFKC", str(fields.get(name) or "")).strip()
+        if value:
+            terms.append(f"{name}={value.replace(' ', '')}")
+    return " ".join(terms)
+
+
+def describe(text: str) -> str:
+    """An audience in Chinese, for the console: "2027年未缴费 · 乡镇:东山镇"; the text itself when unreadable."""
+    try:
+        t = parse(text).terms
+    except AudienceError:
+        return text
+    out = []
+    if "unpaid" in t:
+        out.append(f"{t['unpaid']}年未缴费")
+    if "enrolled" in t:
+        out.append(f"{t['enrolled']}年已参合")
+    for name in ("township", "village", "category", "claim_status"):
+        if name in t:
+            out.append(f"{WORDS[name]}:{t[name]}")
+    if "claim_days" in t:
+        out.append(f"{t['claim_days']}天内报销有变动")
+    return " · ".join(out)

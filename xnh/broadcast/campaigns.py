@@ -19,6 +19,7 @@ Every create, send and cancel is written to the audit log with its actor.
 import datetime as dt
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -122,8 +123,22 @@ def get(db, campaign_id: int) -> dict:
 
 
 def list_campaigns(db) -> list[dict]:
-    """Every campaign, newest first, with its counts by status."""
-    return [{**get(db, cid), "counts": outbox.counts(db, cid)} for cid in store.ids(db)]
+    """Every campaign, newest first, with its counts by status (kept until its rows change) and whether it
+    has finished (nothing waiting or being sent)."""
+    found = []
+    for cid in store.ids(db):
+        counts = counts_of(db, cid)
+        found.append({**get(db, cid), "counts": counts, "finished": _finished(counts)})
+    return found
+
+
+def counts_of(db, campaign_id: int) -> dict:
+    """The campaign's rows by status, kept until one of them changes (store.kept_counts)."""
+    return store.kept_counts(db, campaign_id, lambda: outbox.counts(db, campaign_id))
+
+
+def _finished(counts: dict) -> bool:
+    return sum(counts.get(s, 0) for s in ("pending", "claimed", "retry_wait")) == 0 and sum(counts.values()) > 0
 
 
 def campaign_fields(campaign: dict) -> dict:
@@ -225,48 +240,62 @@ def draft_preview(db, *, audience: str, text: str, channels=("sms",), window=DEF
 
 
 def _preview(db, c: dict, settings: Settings, exclude_campaign, exact_up_to: int = EXACT_UP_TO) -> Preview:
+    """The preview, streaming the audience (a cursor, never a list of every recipient: bounded memory at
+    millions) and rendering at most `exact_up_to` of its SMS, evenly spread, within PREVIEW_SECONDS."""
     _build_audience(db, c["audience"])
-    rows = db.conn.execute(f"SELECT recipient, channel, phone, fields, reason FROM ({_recipients_sql(c['channels'])}) "
-                           "ORDER BY recipient").fetchall()
-    excluded: dict[str, int] = {}
-    sendable = []
-    for row in rows:
-        if row[4]:
-            excluded[row[4]] = excluded.get(row[4], 0) + 1
-        else:
-            sendable.append(row)
-    p = Preview(count=len(sendable), excluded=excluded)
-    for row in sendable:
-        p.channels[row[1]] = p.channels.get(row[1], 0) + 1
+    recipients = _recipients_sql(c["channels"])
+    sms_count = db.conn.execute(f"SELECT count(*) FROM ({recipients}) WHERE channel = 'sms' AND reason IS NULL"
+                                ).fetchone()[0]
+    step = max(1, -(-sms_count // exact_up_to))
+    p, sms_seen, measured = Preview(count=0), 0, []
+    for recipient, channel, _, fields, reason in db.conn.execute(
+            f"SELECT recipient, channel, phone, fields, reason FROM ({recipients}) ORDER BY recipient"):
+        if reason:
+            p.excluded[reason] = p.excluded.get(reason, 0) + 1
+            continue
+        p.count += 1
+        p.channels[channel] = p.channels.get(channel, 0) + 1
+        if len(p.samples) < 3:
+            p.samples.append(fields)
+        if channel == "sms":
+            if sms_seen % step == 0:
+                measured.append(fields)
+            sms_seen += 1
     shared = campaign_fields(c)
-    _measure(p, c["text"], sendable, shared, exact_up_to, settings)
+    _measure(p, c["text"], measured, sms_count, shared, settings)
     p.same_day = _same_day(db, exclude_campaign)
     p.blockers += _window_blockers(c)
-    if not sendable and not any("模板" in b for b in p.blockers):
+    if not p.count and not any("模板" in b for b in p.blockers):
         p.blockers.insert(0, "收件人为空 / the audience is empty: nobody would get this message")
     return p
 
 
-def _measure(p: Preview, text: str, sendable: list, shared: dict, exact_up_to: int, settings: Settings) -> None:
-    """Samples, segments, cost and time; a template error or a text over the limit becomes a blocker."""
-    sms = [r for r in sendable if r[1] == "sms"]
-    step = max(1, len(sms) // exact_up_to)
-    measured = sms[::step]
+PREVIEW_SECONDS = 2.0  # rendering for a preview stops measuring after this long (the rest is estimated)
+
+
+def _measure(p: Preview, text: str, measured: list, sms_count: int, shared: dict, settings: Settings) -> None:
+    """Samples, segments, cost and time from the rendered `measured` SMS fields (an even sample of the
+    `sms_count` SMS); a template error or a text over the limit becomes a blocker."""
+    deadline = time.monotonic() + PREVIEW_SECONDS
     try:
         campaign_text.compile_text(text)
-        p.samples = [campaign_text.render(text, {**json.loads(r[3]), **shared}) for r in sendable[:3]]
-        if not sendable:
-            p.samples = [campaign_text.render(text, {"name": "张*三", "township": "", "amount": "", **shared})]
-        lengths = [campaign_text.render(text, {**json.loads(r[3]), **shared}) for r in measured]
+        samples = p.samples or [json.dumps({"name": "张*三", "township": "", "amount": ""})]
+        p.samples = [campaign_text.render(text, {**json.loads(f), **shared}) for f in samples]
+        lengths = []
+        for fields in measured:
+            lengths.append(campaign_text.render(text, {**json.loads(fields), **shared}))
+            if time.monotonic() > deadline:
+                break
     except campaign_text.TemplateProblem as e:
         p.blockers.append(str(e))
+        p.samples = []
         return
     longest = max((len(t) for t in lengths + p.samples), default=0)
     if longest > twilio.MAX_CHARS:
         p.blockers.append(f"短信过长 / the text is {longest} characters, over the limit of {twilio.MAX_CHARS}")
     per = [twilio.parts(t) for t in lengths]
     p.segments_per_message = max(per + [twilio.parts(t) for t in p.samples], default=0)
-    p.total_segments = round(sum(per) * len(sms) / len(measured)) if measured else 0
+    p.total_segments = round(sum(per) * sms_count / len(per)) if per else 0
     p.cost = (settings.sms_price * p.total_segments).quantize(Decimal("0.01"))
     tg = p.channels.get("telegram", 0)
     pace = outbox.SAFETY  # the worker spaces sends at this share of the rate
@@ -328,6 +357,15 @@ def cancel(db, campaign_id: int, actor: str) -> int:
     return n
 
 
+def resend_unknown(db, campaign_id: int, actor: str, ids: list[int] | None = None) -> int:
+    """A clerk resends the campaign's rows whose fate is unknown (all, or `ids`); audited. Returns how many."""
+    get(db, campaign_id)
+    with writing(db):
+        n = outbox.resend_unknown(db, ids=ids, campaign_id=campaign_id)
+        audit(db, actor, "outbox_resend", {"campaign": campaign_id, "rows": n})
+    return n
+
+
 def resume(db, campaign_id: int, actor: str) -> None:
     """Lift a pause (after a burst of carrier blocks): its waiting rows are sent again."""
     get(db, campaign_id)
@@ -337,12 +375,14 @@ def resume(db, campaign_id: int, actor: str) -> None:
 
 
 def status(db, campaign_id: int) -> dict:
-    """The campaign, its rows by status, failures by reason, the rows claimed by a worker that died
-    (`stale_claims`: may or may not have been sent, never resent), and whether it is paused and why."""
+    """The campaign, its rows by status, failures by reason, the rows claimed by a worker that died and
+    not yet settled with the provider (`stale_claims`), the rows whose fate is unknown (`unknown`: the
+    provider may have them and could not be asked; a clerk may resend them), and whether it is paused and why."""
     c = get(db, campaign_id)
-    counts = outbox.counts(db, campaign_id)
+    counts = counts_of(db, campaign_id)
     done = sum(counts.get(s, 0) for s in ("pending", "claimed", "retry_wait")) == 0
     return {**c, "counts": counts, "failures": outbox.failures(db, campaign_id),
-            "stale_claims": outbox.stale_claims(db, campaign_id), "paused": bool(c["paused"]),
+            "stale_claims": outbox.stale_claims(db, campaign_id), "unknown": outbox.unknown_rows(db, campaign_id),
+            "paused": bool(c["paused"]),
             "paused_reason": c["paused_reason"], "finished": done and c["status"] in ("sending", "cancelled"),
             "total": sum(counts.values())}

@@ -3,13 +3,20 @@ decides: one answer when one topic fits; what is known of the subject and a tick
 fits but does not state the point asked (a partial answer); two that fit about equally answered
 together when short enough, else numbered choices; a plain decline for schemes this service does
 not handle; and a handoff ticket for a person when a real question fits nothing (at most
-MAX_OPEN_TICKETS open per sender; a repeat joins the open one)."""
+MAX_OPEN_TICKETS open per sender; a repeat joins the open one). A message within a day of a clerk's
+answer to the sender is a reply to that answer: it joins that ticket, opened again, instead of being
+answered by the bot (store/tickets.py `recently_answered`). The office's own answers, saved from the
+question radar (store/local_answers.py), come before a ticket: a partial answer whose topic and missing
+points have a saved answer gets it, and so does a question the knowledge base knows nothing of that is
+alike a saved one (handlers/likeness.py); the reply names its source (合管办答复 and the day)."""
 import re
 
 from ..store import state as store
+from ..store import local_answers, tickets
 from ..store.state import Conversation
 from ..message import Reply
 from ..policy_kb import concepts, points, qa, understand
+from . import likeness
 from .context import Context
 
 _CHOICE = re.compile(r"^\s*(?:第\s*)?([1-3一二三])\s*(?:个|条|项)?\s*[.。!！]?\s*$")
@@ -41,6 +48,9 @@ def answer(ctx: Context, topic_id: str, area: str | None = None, care_area: str 
 
 
 def handle(ctx: Context) -> Reply:
+    joined = follow_up(ctx)
+    if joined:
+        return joined
     decision = understand.decide(ctx.text)
     if decision.kind == "answer":
         return answer(ctx, decision.topics[0], decision.area, decision.care_area)
@@ -64,7 +74,21 @@ def handle(ctx: Context) -> Reply:
         ctx.state = Conversation()
         return Reply("help", "help", {"reason": "vague" if decision.kind == "clarify" else "unclear",
                                       "about": decision.about})
-    return handoff(ctx, asked=False)
+    return _local_alike(ctx) or handoff(ctx, asked=False)
+
+
+def _local(ctx: Context, entry: dict) -> Reply:
+    """The office's own answer (a local entry), with its source."""
+    ctx.state = Conversation()
+    return Reply("policy", "policy_local", {"answer": entry["answer"], "source": entry["source"],
+                                            "topic": entry["topic"], "local": entry["id"]})
+
+
+def _local_alike(ctx: Context) -> Reply | None:
+    """A saved answer to a question alike this one (the knowledge base knows nothing of it), or None."""
+    saved = local_answers.phrasings(ctx.db)
+    found = likeness.best(ctx.text, saved) if saved else None
+    return _local(ctx, local_answers.get(ctx.db, found[0])) if found else None
 
 
 def _both(ctx: Context, decision: understand.Decision) -> Reply | None:
@@ -86,8 +110,11 @@ def partial(ctx: Context, decision: understand.Decision) -> Reply:
     """What is known about the subject, then plainly what is not: a point the rules don't state gets a
     ticket for a clerk (with the topic and the points, so that questions alike can be answered once);
     another scheme named beside 新农合 (商业保险, 养老保险) gets where to ask about it."""
-    reply = answer(ctx, decision.topics[0], decision.area, decision.care_area)
     missing = sorted(decision.missing)
+    saved = local_answers.for_topic(ctx.db, decision.topics[0], ",".join(missing)) if missing else None
+    if saved:
+        return _local(ctx, saved)
+    reply = answer(ctx, decision.topics[0], decision.area, decision.care_area)
     ticket = _ticket(ctx, topic=decision.topics[0], points=",".join(missing)) if missing else None
     labels = {**points.labels(), **concepts.labels()}
     reply.template = "policy_partial"
@@ -95,10 +122,27 @@ def partial(ctx: Context, decision: understand.Decision) -> Reply:
     return reply
 
 
+def follow_up(ctx: Context) -> Reply | None:
+    """A message within a day of a clerk's answer to this sender (and none of the sender's tickets open)
+    replies to that answer: it joins that ticket, open again, and the clerk sees it; the bot answers
+    nothing of it. None when there is no such answer."""
+    ticket = tickets.recently_answered(ctx.db, ctx.message.sender)
+    if ticket is None:
+        return None
+    tickets.follow_up(ctx.db, ticket, ctx.message.text)
+    ctx.state = Conversation()
+    return Reply("handoff", "handoff", {"ticket": ticket, "asked": True, "follow_up": True})
+
+
 def _ticket(ctx: Context, topic: str | None = None, points: str | None = None) -> int:
     """The sender's ticket for this question: a repeat of an open question, or a question beyond
-    MAX_OPEN_TICKETS open ones, joins the latest open ticket."""
+    MAX_OPEN_TICKETS open ones, joins the latest open ticket; a question within a day of a clerk's answer
+    joins the answered ticket (open again)."""
     sender = ctx.message.sender
+    recent = tickets.recently_answered(ctx.db, sender)
+    if recent is not None:
+        tickets.follow_up(ctx.db, recent, ctx.message.text)
+        return recent
     open_now = store.open_tickets(ctx.db, sender)
     same = next((t for t in open_now if t["question"] == ctx.message.text[:500]), None)
     if same or len(open_now) >= MAX_OPEN_TICKETS:

@@ -7,6 +7,10 @@ BACKOFF = 2.0  # seconds before the second attempt; doubled each time, plus up t
 RATE_LIMITED_DELAY = 1.0  # 429 without Retry-After
 
 
+class NotKnown(Exception):
+    """The provider cannot say whether it has a message (no such look-up, or the look-up failed)."""
+
+
 @dataclass
 class Result:
     """One attempt's outcome: accepted (sid) or refused (HTTP status, error code, or a timeout)."""

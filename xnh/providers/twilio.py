@@ -20,11 +20,12 @@ statuses and how each moves an outbox row, and what a message costs in parts.
 The same codes in a delivery callback act on the number and the campaign the same way (the message is not
 resent from a callback: it may have reached the phone).
 """
+import datetime as dt
 import socket
 import threading
 
 from . import segments
-from .base import Action, Result, classify_http
+from .base import Action, NotKnown, Result, classify_http
 
 MAX_CHARS = segments.MAX_CHARS  # Twilio refuses a body over 1600 characters
 RETRY_ONCE_DELAY = 600.0  # 30003: ten minutes later
@@ -99,6 +100,26 @@ class TwilioSender:
         except (RequestException, socket.timeout, TimeoutError, ConnectionError):
             return Result(timeout=True)
         return Result(sid=message.sid)
+
+    def find(self, row: dict, since: float) -> str | None:
+        """The sid of a message Twilio holds for this row (to its recipient, with its text, created at or
+        after `since`, real time), or None when it holds none; NotKnown when Twilio cannot be asked. The
+        list is by recipient without a date filter: a message still queued at Twilio has no DateSent yet."""
+        from requests import RequestException
+        from twilio.base.exceptions import TwilioException
+
+        try:
+            messages = self._client().messages.list(to=e164(row["recipient"]), limit=FIND_LIMIT)
+        except (TwilioException, RequestException, socket.timeout, TimeoutError, ConnectionError) as e:
+            raise NotKnown(f"Twilio's message list could not be read: {e.__class__.__name__}: {e}") from None
+        earliest = dt.datetime.fromtimestamp(since - 2, dt.timezone.utc)  # Twilio's times have whole seconds
+        for message in messages:
+            if message.body == row["text"] and (message.date_created is None or message.date_created >= earliest):
+                return message.sid
+        return None
+
+
+FIND_LIMIT = 50  # the newest messages to one number looked through for a row (Twilio lists newest first)
 
 
 def classify(result: Result | None = None, *, http_status: int | None = None, code=None,

@@ -55,3 +55,17 @@ def phones(db: Database, limit: int) -> list[tuple]:
     """(phone, name, relation) of the first `limit` members with a phone, by household, householder first."""
     return db.execute("select phone, name, relation from members where phone is not null and phone != '' "
                       "order by household_id, relation != '户主', member_id limit ?", [limit]).fetchall()
+
+
+def places_of_phones(db: Database, phones: list[str]) -> dict[str, tuple[str, str]]:
+    """phone → (township, village) of the member whose own 联系电话 it is (the first by member id), for the
+    phones the county data knows."""
+    found: dict[str, tuple[str, str]] = {}
+    phones = sorted({p for p in phones if p})
+    for i in range(0, len(phones), 500):
+        chunk = phones[i:i + 500]
+        for phone, township, village in db.conn.execute(
+                f"SELECT phone, township, village FROM members WHERE phone IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY member_id", chunk):
+            found.setdefault(phone, (township or "", village or ""))
+    return found

@@ -219,6 +219,20 @@ def writing(db: Database):
     db.conn.commit()
 
 
+def keep(db: Database, sql: str, params=()) -> None:
+    """A write of something only kept to save work (a cached figure): inside the caller's transaction when
+    one is open (a console request's, committed when it ends), else in one of its own; a locked database
+    skips it (it is computed again next time)."""
+    try:
+        if db.conn.in_transaction:
+            db.conn.execute(sql, params)
+        else:
+            with writing(db):
+                db.conn.execute(sql, params)
+    except sqlite3.OperationalError:
+        pass
+
+
 def thread_db(path: str) -> Database:
     """A connection to `path` owned by the calling thread, opened once per thread and kept.
     The migrations must already have been applied (`open_db`)."""

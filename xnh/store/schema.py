@@ -237,3 +237,101 @@ def m011_wechat(db: Database):
     }, pk="openid", defaults={"following": 1, "cs_since_message": 0, "cs_since_event": 0})
     db["wechat_tokens"].create({"app_id": str, "token": str, "expires_at": float, "fetched_at": float},
                                pk="app_id")
+
+
+@migrations()
+def m012_outbox_claimed_at(db: Database):
+    """When a worker claimed each outbox row (real time), just before handing it to the provider: after a
+    kill -9, a row still `claimed` is looked up at the provider for messages since then (sent: recorded;
+    never received: sent again; the provider cannot say: `unknown`, listed for a clerk)."""
+    db["outbox"].add_column("claimed_at", float)
+
+
+@migrations()
+def m013_inbox(db: Database):
+    """The clerks' inbox (store/tickets.py): who handles a ticket (我来处理), how many answers it has had (a
+    clerk answers the ticket as she saw it, so a second clerk answering at once is refused), since when it
+    waits, and its thread: each message in and each answer out with the outbox row that carries it (whose
+    status says whether the answer was sent, delivered or failed and why). Existing tickets get their
+    question and answer as their thread."""
+    db["handoff_tickets"].add_column("assigned_to", str)
+    db["handoff_tickets"].add_column("assigned_at", str)
+    db["handoff_tickets"].add_column("answers", int, not_null_default=0)
+    db["handoff_tickets"].add_column("waiting_since", str)
+    db.execute("UPDATE handoff_tickets SET answers = (status = 'answered'), waiting_since = created_at")
+    db["handoff_tickets"].create_index(["sender", "status"])
+    db["handoff_tickets"].create_index(["status", "waiting_since"])
+    db["ticket_messages"].create({
+        "id": int, "ticket_id": int, "at": str, "direction": str, "text": str, "actor": str, "outbox_id": int,
+    }, pk="id")
+    db["ticket_messages"].create_index(["ticket_id"])
+    db.execute("INSERT INTO ticket_messages (ticket_id, at, direction, text) "
+               "SELECT id, created_at, 'in', question FROM handoff_tickets ORDER BY id")
+    db.execute("INSERT INTO ticket_messages (ticket_id, at, direction, text, actor, outbox_id) "
+               "SELECT t.id, t.answered_at, 'out', t.answer, t.answered_by, (SELECT o.id FROM outbox AS o "
+               "WHERE o.kind = 'reply' AND o.ref = 'ticket:' || t.id AND o.campaign_id IS NULL LIMIT 1) "
+               "FROM handoff_tickets AS t WHERE t.status = 'answered' ORDER BY t.id")
+
+
+@migrations()
+def m014_local_answers(db: Database):
+    """Answers the county's office saved from the question radar (store/local_answers.py): the bot answers
+    a question alike with them from then on. Kept in the county's service database, never in the package:
+    the knowledge base ships with the code, these are the office's own. `topic` and `points` when saved
+    for a partial answer (matched exactly), else matched by likeness to the question and its phrasings."""
+    db["local_answers"].create({
+        "id": int, "topic": str, "points": str, "question": str, "phrasings": str, "answer": str, "source": str,
+        "status": str, "tickets": str, "created_by": str, "created_at": str, "updated_by": str, "updated_at": str,
+    }, pk="id")
+    db["local_answers"].create_index(["topic", "points", "status"])
+
+
+@migrations()
+def m015_upload_runner(db: Database):
+    """Which process runs a console import (host:pid), so one interrupted by a restart is seen at the next
+    start, marked failed with its reason and can be started again (store/uploads.py `fail_interrupted`)."""
+    db["uploads"].add_column("runner", str)
+    db["uploads"].add_column("started_at", str)
+
+
+@migrations()
+def m016_console_sessions(db: Database):
+    """Console sessions kept on the server (store/sessions.py): a session cookie names a row here, and a
+    logout, a password change or a user's deactivation ends the rows, so a copied cookie stops working.
+    `users.must_change`: an admin reset the password; the user sets a new one before anything else."""
+    db["sessions"].create({"id": str, "user_id": int, "created_at": str, "ip": str, "ended_at": str,
+                           "ended_why": str}, pk="id")
+    db["sessions"].create_index(["user_id", "ended_at"])
+    db["users"].add_column("must_change", int, not_null_default=0)
+    db["users"].add_column("password_changed_at", str)
+    db["login_attempts"].create_index(["ip", "at"])
+    db["login_attempts"].create_index(["name", "at"])
+
+
+@migrations()
+def m017_dashboard_cache(db: Database):
+    """The console dashboard's figures, computed by SQL aggregates over the county data and kept here
+    (store/stats.py) until the county data changes (a new sync run or claim history): a million claims are
+    summed once per sync, not once per page."""
+    db["dashboard_cache"].create({"key": str, "version": str, "data": str, "at": str}, pk="key")
+
+
+@migrations()
+def m018_campaign_version(db: Database):
+    """A campaign's change counter (store/campaigns.py): a trigger moves it on whenever one of its outbox
+    rows changes status, so a page polling a campaign answers "nothing changed" (304) from one row, and
+    the counts by status (a scan of its rows: seconds at millions) are kept with the version they are of."""
+    db["campaigns"].add_column("version", int, not_null_default=0)
+    db["campaigns"].add_column("counts", str)
+    db["campaigns"].add_column("counts_version", int)
+    db.execute("CREATE TRIGGER outbox_campaign_version AFTER UPDATE OF status ON outbox "
+               "WHEN new.campaign_id IS NOT NULL AND new.status IS NOT old.status "
+               "BEGIN UPDATE campaigns SET version = version + 1 WHERE id = new.campaign_id; END")
+
+
+@migrations()
+def m019_one_notice_index(db: Database):
+    """The payment-notice look-up now repeats the partial unique index's WHERE (campaign_id IS NULL) and
+    searches outbox_kind_ref_recipient; m009's outbox_kind_ref served the same look-up before that and is
+    only a second index to keep up on every outbox write."""
+    db.execute("DROP INDEX IF EXISTS outbox_kind_ref")

@@ -149,47 +149,9 @@ def set_subscribed(db: Database, phone: str, subscribed: bool, via: str) -> None
     audit(db, phone, "subscribe" if subscribed else "unsubscribe", {"via": via})
 
 
-# -- handoff tickets ---------------------------------------------------------------------------------
+# -- handoff tickets: written by tickets.py (the inbox's module); the message path's functions, here too --
 
-def open_ticket(db: Database, sender: str, channel: str, question: str, topic: str | None = None,
-                points: str | None = None) -> int:
-    """A question for a clerk; `topic` and `points` when the bot answered its subject but not the
-    points asked (a partial answer)."""
-    cursor = db.conn.execute("insert into handoff_tickets (sender, channel, question, created_at, status, topic, points) "
-                             "values (?, ?, ?, ?, 'open', ?, ?)", [sender, channel, question[:500], stamp(), topic, points])
-    return cursor.lastrowid
-
-
-def open_tickets(db: Database, sender: str) -> list[dict]:
-    """The sender's open tickets, newest first."""
-    cursor = db.conn.execute("select id, question from handoff_tickets where sender = ? and status = 'open' "
-                             "order by id desc", [sender])
-    return [{"id": i, "question": q} for i, q in cursor]
-
-
-def add_to_ticket(db: Database, ticket: int, question: str) -> None:
-    """A further question joins an open ticket (kept in full: the clerk reads them together)."""
-    db.conn.execute("update handoff_tickets set question = substr(question || char(10) || ?, 1, 2000) "
-                    "where id = ? and instr(question, ?) = 0", [question[:500], ticket, question[:500]])
-
-
-def answer_ticket(db: Database, ticket: int, answer: str, actor: str) -> bool:
-    """Mark an open ticket answered by `actor`; False when it was answered already."""
-    return db.conn.execute("update handoff_tickets set status = 'answered', answer = ?, answered_by = ?, "
-                           "answered_at = ? where id = ? and status = 'open'",
-                           [answer, actor, stamp(), ticket]).rowcount == 1
-
-
-def ticket(db: Database, ticket_id: int) -> dict | None:
-    found = _db.rows(db, "select * from handoff_tickets where id = ?", [ticket_id])
-    return found[0] if found else None
-
-
-def tickets(db: Database, status: str | None, limit: int) -> list[dict]:
-    """Tickets of `status` (every status when None), open ones first, newest first."""
-    where, params = ("where status = ?", [status]) if status else ("", [])
-    return _db.rows(db, f"select * from handoff_tickets {where} order by status = 'open' desc, id desc limit ?",
-                    [*params, limit])
+from .tickets import add_to_ticket, answer_ticket, open_ticket, open_tickets, ticket, tickets  # noqa: E402,F401
 
 
 # -- audit -------------------------------------------------------------------------------------------

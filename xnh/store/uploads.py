@@ -3,7 +3,9 @@
 same code as `xnh sync`, run by the console in a background thread; its progress is written here and
 the console's page reads it.
 
-Status: checked (file read, header right) → running → done | failed.
+Status: checked (file read, header right) → running → done | failed. An import is one transaction on the
+county file, so one interrupted by a restart (its process gone) wrote nothing: at the next start it is
+marked failed with that reason (`fail_interrupted`) and may be started again (`claim_start(again=True)`).
 """
 from sqlite_utils import Database
 
@@ -28,10 +30,26 @@ def recent(db: Database, limit: int = 20) -> list[dict]:
     return _db.rows(db, "select * from uploads order by created_at desc, rowid desc limit ?", [limit])
 
 
-def claim_start(db: Database, upload_id: str) -> bool:
-    """Move a checked upload to running; False when it was already started (a double submit)."""
-    cursor = db.conn.execute("update uploads set status = 'running' where id = ? and status = 'checked'", [upload_id])
+def claim_start(db: Database, upload_id: str, runner: str | None = None, again: bool = False) -> bool:
+    """Move a checked upload (`again`: or a failed one) to running in process `runner` (host:pid); False
+    when it was already started (a double submit)."""
+    allowed = "('checked', 'failed')" if again else "('checked')"
+    cursor = db.conn.execute(f"update uploads set status = 'running', runner = ?, started_at = ?, error = null, "
+                             f"rows_done = 0 where id = ? and status in {allowed}", [runner, stamp(), upload_id])
     return cursor.rowcount == 1
+
+
+INTERRUPTED = "导入因服务重启而中断,没有写入任何数据(导入是一个整体事务),可以重新开始。"
+
+
+def fail_interrupted(db: Database, alive) -> list[dict]:
+    """Mark failed, with INTERRUPTED as the reason, every running upload whose runner is not `alive(row)`
+    (its process ended: a restart, a crash); returns them."""
+    found = [r for r in _db.rows(db, "select * from uploads where status = 'running'") if not alive(r)]
+    for row in found:
+        db.conn.execute("update uploads set status = 'failed', error = ?, finished_at = ? where id = ? "
+                        "and status = 'running'", [INTERRUPTED, stamp(), row["id"]])
+    return found
 
 
 def progress(db: Database, upload_id: str, done: int, total: int) -> None:

@@ -3,15 +3,18 @@ posted to /console/campaigns/preview as the clerk types, and the rendered previe
 one; without script the 预览 button does the same), send, cancel, resume after a pause, and a campaign's progress, delivery
 counts and failures by reason. The campaigns themselves are xnh/broadcast's (`campaigns.*`), the
 outbox's counts xnh/store/outbox.py's; this module only translates."""
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ... import quiet_hours
+from ... import clock, quiet_hours
 from ...broadcast import campaigns as broadcast
+from ...broadcast import audience as broadcast_audience
+from ...store import campaigns as store_campaigns
 from ...store import db as store_db
-from ...store import outbox
+from ...store import outbox, stats
 from .. import request_db
 from .common import act, bp
+from .words import reason_zh
 
 DEFAULT_WINDOW = quiet_hours.DEFAULT
 CHANNELS = {"sms": "短信", "telegram": "Telegram"}
@@ -20,7 +23,23 @@ CHANNELS = {"sms": "短信", "telegram": "Telegram"}
 @bp.get("/campaigns")
 @login_required
 def campaigns():
-    return render_template("console/campaigns.html", campaigns=broadcast.list_campaigns(request_db.get_db()))
+    db = request_db.get_db()
+    return render_template("console/campaigns.html", campaigns=broadcast.list_campaigns(db),
+                           unknown=outbox.unknown_rows(db, outside=True))
+
+
+@bp.post("/outbox/resend")
+@login_required
+def outbox_resend():
+    """Resend payment notices and answers whose fate is unknown (a worker died sending them and the provider
+    could not be asked), the ones the clerk ticked."""
+    db = request_db.get_db()
+    shown = {r["id"] for r in outbox.unknown_rows(db, outside=True)}
+    ids = [int(i) for i in request.form.getlist("outbox") if i.isdigit() and int(i) in shown]
+    if ids:
+        n = outbox.resend_unknown(db, ids=ids)
+        act("outbox_resend", {"rows": n})
+    return redirect(url_for("console.campaigns"))
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
@@ -28,13 +47,13 @@ def campaigns():
 def campaign_new():
     """GET: the form. POST action=preview: the form again with its preview; action=create: create it."""
     form = _read_form()
-    if request.method == "GET":
-        return render_template("console/campaign_new.html", form=form, channels=CHANNELS)
     db = request_db.get_db()
+    if request.method == "GET":
+        return render_template("console/campaign_new.html", form=form, channels=CHANNELS, choices=_choices(db))
     preview, error = _draft(db, form)
     if request.form.get("action") != "create" or error or preview.blockers:
         return render_template("console/campaign_new.html", form=form, channels=CHANNELS, preview=preview,
-                               error=error), 200 if request.form.get("action") != "create" else 400
+                               error=error, choices=_choices(db)), 200 if request.form.get("action") != "create" else 400
     store_db.finish(db)  # the campaign's own transaction follows (it writes the audit log itself)
     try:
         campaign_id = broadcast.create(db, name=form["name"], audience=form["audience"], text=form["text"],
@@ -42,7 +61,7 @@ def campaign_new():
                                           window=form["window"], actor=current_user.name)
     except ValueError as e:
         return render_template("console/campaign_new.html", form=form, channels=CHANNELS, preview=preview,
-                               error=str(e)), 400
+                               error=str(e), choices=_choices(db)), 400
     return redirect(url_for("console.campaign", campaign_id=campaign_id))
 
 
@@ -57,12 +76,29 @@ def campaign_preview():
 @bp.get("/campaigns/<int:campaign_id>")
 @login_required
 def campaign(campaign_id: int):
+    """A campaign: its progress, counts, failures and unknown rows; the preview only before it is sent (a
+    preview reads the whole audience). A page of a campaign still sending polls `campaign_poll`."""
     db = request_db.get_db()
     status = _status(db, campaign_id)
-    return render_template("console/campaign.html", c=status,
-                           preview=broadcast.preview(db, campaign_id, current_app.config["SETTINGS"]),
-                           counts=outbox.counts(db, campaign_id), failures=outbox.failures(db, campaign_id),
-                           campaign_id=campaign_id)
+    preview = (broadcast.preview(db, campaign_id, current_app.config["SETTINGS"]) if status["status"] == "draft"
+               else None)
+    return render_template("console/campaign.html", c=status, preview=preview, counts=status["counts"],
+                           failures=status["failures"], campaign_id=campaign_id,
+                           token=store_campaigns.change_token(db, campaign_id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/poll")
+@login_required
+def campaign_poll(campaign_id: int):
+    """Whether the campaign changed since the page was drawn: 304 when the ETag the page sends is still its
+    change token (one row read, whatever the campaign's size), else 200 with the new token."""
+    token = store_campaigns.change_token(request_db.get_db(), campaign_id)
+    if token is None:
+        abort(404)
+    response = jsonify(token=token)
+    response.set_etag(token)
+    response.headers["Cache-Control"] = "no-cache"
+    return response.make_conditional(request)
 
 
 @bp.post("/campaigns/<int:campaign_id>/send")
@@ -84,6 +120,14 @@ def campaign_resume(campaign_id: int):
     return _apply(campaign_id, broadcast.resume)
 
 
+@bp.post("/campaigns/<int:campaign_id>/resend")
+@login_required
+def campaign_resend(campaign_id: int):
+    """Resend the rows whose fate is unknown (a worker died while sending them, and the provider could not
+    be asked): the clerk decided they did not arrive."""
+    return _apply(campaign_id, broadcast.resend_unknown)
+
+
 def _apply(campaign_id: int, action):
     """Run `action` (broadcast.send, cancel or resume) on a campaign (404 when there is none); it audits
     itself with the clerk's name."""
@@ -97,19 +141,32 @@ def _apply(campaign_id: int, action):
     return redirect(url_for("console.campaign", campaign_id=campaign_id))
 
 
+AUDIENCE_FIELDS = ("year", "paid", "township", "village", "category", "claim_status", "claim_days")
+
+
 def _read_form() -> dict:
+    """The new-campaign form: the audience from its Chinese fields (年度, 缴费情况, 乡镇, 村, 人员类别, 报销状态,
+    天数; broadcast.audience.compose) and, when written, the terms typed in 更多条件 (full-width accepted)."""
     f = request.form
     channels = [c for c in f.getlist("channels") if c in CHANNELS] or ["sms"]
     window = (f.get("window_start") or DEFAULT_WINDOW[0], f.get("window_end") or DEFAULT_WINDOW[1])
-    return {"name": f.get("name", "").strip(), "audience": " ".join(f.get("audience", "").split()),
-            "text": f.get("text", "").strip(), "channels": channels,
+    chosen = {k: f.get(k, "") for k in AUDIENCE_FIELDS}
+    audience = " ".join([broadcast_audience.compose(chosen), *f.get("audience", "").split()]).strip()
+    return {"name": f.get("name", "").strip(), "audience": audience, "typed": " ".join(f.get("audience", "").split()),
+            "text": f.get("text", "").strip(), "channels": channels, "chosen": chosen,
             "schedule": (f.get("schedule") or "").strip(), "window": window}
+
+
+def _choices(db) -> dict:
+    """The form's lists: townships and their villages, categories, claim statuses (kept with the dashboard's
+    figures until the county data changes)."""
+    return {**stats.places(db), "statuses": broadcast_audience.CLAIM_STATUSES, "this_year": clock.today().year}
 
 
 def _draft(db, form: dict):
     """(Preview, None), or (None, what is missing)."""
     if not form["audience"] or not form["text"]:
-        return None, "请填写受众和短信内容。"
+        return None, "请选择受众(至少一个条件)并填写短信内容。"
     # an unreadable audience or template comes back as a blocker of the preview
     return broadcast.draft_preview(db, audience=form["audience"], text=form["text"],
                                    channels=tuple(form["channels"]), window=form["window"],
@@ -128,15 +185,6 @@ def _refused(campaign_id: int, error: Exception):
     return redirect(url_for("console.campaign", campaign_id=campaign_id, error=str(error)))
 
 
-EXCLUSIONS = {"opted out": "已退订", "bad number": "号码无效", "opted_out": "已退订", "bad_number": "号码无效",
-              "unsubscribed": "已退订"}
-CAMPAIGN_STATUSES = {"draft": "草稿", "queued": "排队中", "scheduled": "已定时", "sending": "发送中", "running": "发送中",
-                     "paused": "已暂停", "done": "已完成", "finished": "已完成", "cancelled": "已取消"}
-OUTBOX_STATUSES = {"pending": "待发送", "claimed": "发送中", "submitted": "已提交", "sent": "已发出", "delivered": "已送达",
-                   "undelivered": "未送达", "failed": "失败", "retry_wait": "等待重试", "skipped": "已跳过",
-                   "cancelled": "已取消"}
-
-
 @bp.app_template_filter("duration")
 def _duration(seconds) -> str:
     seconds = float(seconds or 0)
@@ -149,14 +197,15 @@ def _duration(seconds) -> str:
 
 @bp.app_template_filter("exclusion")
 def _exclusion(reason: str) -> str:
-    return EXCLUSIONS.get(reason, reason)
+    return reason_zh(reason)
 
 
-@bp.app_template_filter("campaign_status")
-def _campaign_status(status) -> str:
-    return CAMPAIGN_STATUSES.get(status, status or "")
+@bp.app_template_filter("audience_zh")
+def _audience_zh(text: str) -> str:
+    return broadcast_audience.describe(text or "")
 
 
-@bp.app_template_filter("outbox_status")
-def _outbox_status(status) -> str:
-    return OUTBOX_STATUSES.get(status, status or "")
+@bp.app_template_filter("zh_part")
+def _zh_part(text: str) -> str:
+    """The Chinese part of a bilingual message ("中文 / English")."""
+    return str(text or "").split(" / ")[0]

@@ -1,6 +1,13 @@
 """Charts drawn as SVG on the server: no script, no chart library, nothing fetched from elsewhere, and
-a test can read the numbers from the HTML (each bar carries data-label and data-value)."""
+a test can read the numbers from the HTML (each bar carries data-label and data-value). Numbers are
+written the Chinese way (123.5万, 2.3亿: `words.wan`), and no two labels overlap: a column's total is
+written only when it fits the column's width (else it is in the bar's tooltip), month labels are
+shortened to 月 when the columns are narrow, and the legend wraps."""
 from markupsafe import Markup, escape
+
+from .words import wan
+
+CHAR_W = {10: 6.2, 11: 6.8, 12: 7.4}  # px a digit or Latin letter takes at a font size; a Chinese character takes 2
 
 PALETTE = ("#2f6fb0", "#d9822b", "#4a9c5d", "#b34a4a", "#7a5ea8", "#8c8c8c", "#c2a11d")
 ROW = 22
@@ -25,7 +32,7 @@ def hbars(rows: list[tuple[str, list]], series: list[str], title: str, unit: str
                          f'data-label="{escape(label)}" data-series="{escape(series[j])}" data-value="{value}">'
                          f'<title>{escape(label)} {escape(series[j])}: {value}{unit}</title></rect>')
             parts.append(f'<text x="{LABEL_W + w + 4:.1f}" y="{y + (ROW - 4) / 2}" dominant-baseline="middle" '
-                         f'font-size="11">{value}{unit}</text>')
+                         f'font-size="11">{wan(value)}{unit}</text>')
     if not rows:
         parts.append(f'<text x="{width / 2}" y="50" text-anchor="middle" font-size="13">暂无数据</text>')
     parts.append("</svg>")
@@ -52,10 +59,15 @@ def stacked_columns(columns: list[str], stacks: dict[str, dict], title: str, lab
                          f'fill="{PALETTE[j % 7]}" data-label="{escape(column)}" data-series="{escape(series)}" '
                          f'data-value="{value}"><title>{escape(column)} {escape(labels.get(series, series))}: '
                          f'{value}{unit}</title></rect>')
-        parts.append(f'<text x="{x + (col_w - 8) / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle" '
-                     f'font-size="11">{escape(column)}</text>')
-        parts.append(f'<text x="{x + (col_w - 8) / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" '
-                     f'font-size="10">{totals[i]:,.0f}</text>')
+        label = column if text_width(column, 11) <= col_w - 2 else _short_month(column, i, columns)
+        every = max(1, -(-int(text_width(label, 11) + 4) // int(col_w)))  # columns a label needs
+        if i % every == 0:  # thinned when they would not fit side by side
+            parts.append(f'<text x="{x + (col_w - 8) / 2:.1f}" y="{height - bottom + 14}" text-anchor="middle" '
+                         f'font-size="11" class="col-label">{escape(label)}</text>')
+        total = wan(round(totals[i]))
+        if text_width(total, 10) <= col_w - 2:
+            parts.append(f'<text x="{x + (col_w - 8) / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" '
+                         f'font-size="10" class="col-total">{total}</text>')
     if not columns:
         parts.append(f'<text x="{width / 2}" y="120" text-anchor="middle" font-size="13">暂无数据</text>')
     parts.append("</svg>")
@@ -67,10 +79,27 @@ def _open(width: int, height: float, title: str) -> str:
             f'width="100%" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>')
 
 
-def _legend(names: list[str], y: int) -> str:
+def text_width(text: str, size: int) -> float:
+    """About how wide `text` is at font `size` (px): a Chinese character is twice a digit."""
+    unit = CHAR_W.get(size, size * 0.62)
+    return sum(unit * (2 if ord(c) > 0x2E7F else 1) for c in str(text))
+
+
+def _short_month(column: str, i: int, columns: list[str]) -> str:
+    """"2026-03" as "3月" (with the year at its first month and at the first column)."""
+    if len(column) == 7 and column[4] == "-":
+        month = f"{int(column[5:])}月"
+        return f"{column[2:4]}年{month}" if i == 0 or column.endswith("-01") else month
+    return column
+
+
+def _legend(names: list[str], y: int, width: int = 640) -> str:
     out, x = [], LABEL_W
     for j, name in enumerate(names):
-        out.append(f'<rect x="{x}" y="{y}" width="12" height="12" fill="{PALETTE[j % 7]}"/>'
-                   f'<text x="{x + 16}" y="{y + 10}" font-size="12">{escape(name)}</text>')
-        x += 24 + 14 * len(name)
+        step = 24 + text_width(name, 12)
+        if x + step > width and x > LABEL_W:  # wrap rather than run off the chart
+            x, y = LABEL_W, y + 16
+        out.append(f'<rect x="{x:.0f}" y="{y}" width="12" height="12" fill="{PALETTE[j % 7]}"/>'
+                   f'<text x="{x + 16:.0f}" y="{y + 10}" font-size="12">{escape(name)}</text>')
+        x += step
     return "".join(out)

@@ -4,11 +4,11 @@ pages and the menu. `xnh/bot/console/__init__.py` wires them into the app."""
 import functools
 import logging
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_required
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from ...store import state
+from ...store import sessions, state
 from ...store import users as store_users
 from .. import request_db
 
@@ -26,6 +26,7 @@ class ConsoleUser(UserMixin):
 
     def __init__(self, row: dict):
         self.id, self.name, self.role = row["id"], row["name"], row["role"]
+        self.must_change = bool(row.get("must_change"))
 
     @property
     def is_admin(self) -> bool:
@@ -34,8 +35,13 @@ class ConsoleUser(UserMixin):
 
 @login_manager.user_loader
 def _load_user(user_id: str):
-    row = store_users.get(request_db.get_db(), user_id)
-    return ConsoleUser(row) if row and row["active"] else None  # a disabled user is logged out at once
+    """The user of this request's session: active, and the session not ended on the server (a logout, a
+    password change or reset, a deactivation end it, whatever copy of the cookie comes back)."""
+    db = request_db.get_db()
+    row = store_users.get(db, user_id)
+    if not row or not row["active"] or not sessions.valid(db, session.get("sid"), user_id):
+        return None
+    return ConsoleUser(row)
 
 
 def role_required(role: str):
@@ -66,7 +72,7 @@ def _csrf_error(e):
 
 @bp.errorhandler(403)
 def _forbidden(e):
-    return render_template("console/error.html", title="没有权限", message="只有管理员可以管理用户。"), 403
+    return render_template("console/error.html", title="没有权限", message="只有管理员可以这样做(管理用户、保存和修改本地答复)。"), 403
 
 
 @bp.errorhandler(413)
@@ -79,7 +85,40 @@ def _too_large(e):
 @bp.app_template_global()
 def console_nav():
     items = [("console.dashboard", "概览"), ("console.upload", "导入数据"), ("console.campaigns", "群发"),
-             ("console.tickets", "工单"), ("console.audit", "操作日志")]
+             ("console.tickets", "工单"), ("console.radar", "问题雷达"), ("console.answers", "本地答复"),
+             ("console.audit", "操作日志")]
     if current_user.is_authenticated and current_user.is_admin:
         items.append(("console.users", "用户"))
     return items
+
+
+@bp.before_request
+def _must_change_password():
+    """After an admin's reset, the user sets a new password before anything else."""
+    if (current_user.is_authenticated and current_user.must_change
+            and request.endpoint not in ("console.password", "console.logout", "console.static")):
+        return redirect(url_for("console.password"))
+    return None
+
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+       "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+
+def security_headers(response):
+    """Every response: no framing, no content-type sniffing, referrers kept on this site; the console's
+    pages a strict Content-Security-Policy (its one script and style sheet come from itself; the web
+    simulator keeps its inline script and gets frame-ancestors only)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Content-Security-Policy", CSP if request.blueprint == bp.name
+                                else "frame-ancestors 'none'")
+    return response
+
+
+def csv_cell(value) -> str:
+    """A cell for a CSV download that a spreadsheet never runs as a formula: text beginning with = + - @
+    or a tab / carriage return gets a leading apostrophe (OWASP's CSV injection advice)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -4,7 +4,6 @@ import json
 from flask import redirect, render_template, request, url_for
 from flask_login import login_required
 
-from ... import clock
 from ...policy_kb.claim_status import COUNTED
 from ...policy_kb.loader import levels
 from ...store import state, stats
@@ -23,15 +22,14 @@ def root():
 @bp.get("/")
 @login_required
 def dashboard():
+    """The county's figures (store/stats.py: SQL aggregates, kept until the county data changes)."""
     db = request_db.get_db()
-    years = stats.enrollment_years(db)
-    year = request.args.get("year", type=int) or (clock.now().year if clock.now().year in years or not years
-                                                   else years[0])
-    towns = stats.enrollment_by_township(db, year)
-    money = stats.reimbursed_by_level_month(db)
-    status = stats.claims_by_status(db)
+    years = stats.years(db)
+    year = request.args.get("year", type=int) or stats.default_year(db)
+    data = stats.summary(db, year)
+    towns, money, status = data["towns"], data["money"], data["status"]
     return render_template(
-        "console/dashboard.html", year=year, years=years, totals=stats.totals(db, year),
+        "console/dashboard.html", year=year, years=years, totals=data["totals"],
         enrollment_chart=charts.hbars([(t["township"], [t["enrolled"], t["unpaid"]]) for t in towns],
                                       ["已参合", "未缴费"], f"{year}年各乡镇参合与未缴费人数", "人"),
         status_chart=charts.hbars([(s["status"], [s["n"]]) for s in status], ["补偿单数"], "补偿单按状态", "单"),

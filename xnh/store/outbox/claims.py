@@ -1,6 +1,9 @@
-"""What the worker writes: claiming the rows due now (with their send slots from the rate bucket
-`rate_buckets`), and recording each attempt's outcome on its row. Status only moves forward:
-pending | retry_wait ─> claimed ─> submitted | sent | retry_wait | failed | skipped."""
+"""What the worker writes: claiming one row at a time, just before its own send, with its send slot from
+the rate bucket `rate_buckets`; recording each attempt's outcome; and after a worker died, settling the
+rows it had claimed (`release`, `mark_unknown`, `mark_submitted`). Status moves forward:
+pending | retry_wait ─> claimed ─> submitted | sent | retry_wait | failed | skipped | unknown, and back
+from claimed to pending only by `release`: the provider never had the row (the worker stopped before
+handing it over, or the provider's own list shows it never arrived)."""
 import time
 
 from ... import clock, quiet_hours
@@ -22,7 +25,7 @@ WHERE o.status = :status {{extra}}
 """
 _DUE = """
 SELECT o.id, o.kind, o.ref, o.campaign_id, o.recipient, o.channel, o.text, o.fields, o.segments, o.attempts,
-       o.error_code, o.status,
+       o.error_code, o.status, o.maybe_sent, o.claimed_at,
        o.kind != 'reply' AND EXISTS (SELECT 1 FROM subscriptions AS s WHERE s.subscribed = 0
                                      AND s.phone = coalesce(b.phone, o.recipient)) AS opted_out,
        o.kind != 'reply' AND EXISTS (SELECT 1 FROM bad_numbers AS x WHERE x.phone = o.recipient) AS bad
@@ -34,10 +37,16 @@ ORDER BY o.priority, o.id
 LIMIT :limit
 """
 _DUE_COLUMNS = ("id", "kind", "ref", "campaign_id", "recipient", "channel", "text", "fields", "segments",
-                "attempts", "error_code", "status", "opted_out", "bad")
+                "attempts", "error_code", "status", "maybe_sent", "claimed_at", "opted_out", "bad")
 RETRY_DUE = "AND o.next_attempt_at <= :now"
 _BUCKET = ("INSERT INTO rate_buckets (name, tat) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
            "SET tat = excluded.tat")
+# the claim itself checks again what may have changed since the row was read: its status (another worker,
+# a cancel) and its campaign (paused, cancelled)
+_CLAIM = ("UPDATE outbox SET status = 'claimed', worker = ?, claimed_at = ?, lease_until = ?, text = ?, "
+          "segments = ?, updated_at = ? WHERE id = ? AND status = ? AND (campaign_id IS NULL OR EXISTS "
+          "(SELECT 1 FROM campaigns AS c WHERE c.id = outbox.campaign_id AND c.paused = 0 AND c.status = 'sending'))")
+CLAIMED, GONE, LATER = "claimed", "gone", "later"
 
 
 class Unsendable(Exception):
@@ -50,69 +59,54 @@ def policy_params(now: float) -> dict:
     return {"policy": policy.timestamp(), "hm": policy.strftime("%H:%M"), "now": now}
 
 
-def claim(db, worker: str, *, rates: dict[str, float], prepare, limit: int = 200, horizon: float = 0.5,
-          lease: float = LEASE, now: float | None = None) -> list[dict]:
-    """Claim the rows due now, in one short transaction, and give each a send slot (`slot`, real clock).
-
-    Due: pending, or retry_wait whose next_attempt_at has come; of a channel in `rates`; scheduled no
-    later than the policy clock; outside its quiet hours (China time, clock.now()); of no paused or
-    cancelled campaign. Lowest priority number first (a clerk's answer before bulk). A bulk row to a
-    number that opted out or is known bad is skipped instead. `prepare(row)` returns (text, segments)
-    or raises Unsendable. A claimed row is held `lease` seconds past its slot.
-
-    The rate: one row per channel in rate_buckets holds the time the next segment may go (a token bucket
-    holding one segment, GCRA); each claimed row moves it on by its segments ÷ (rate × SAFETY). Every worker
-    claims through it, so the rate holds across workers. Rows whose slot would be more than `horizon`
-    seconds away stay pending. Commits."""
+def due(db, channels, *, limit: int = 50, now: float | None = None) -> list[dict]:
+    """The rows due now (read only, nothing claimed), lowest priority number first (a clerk's answer before
+    bulk): pending, or retry_wait whose next_attempt_at has come; of a channel in `channels`; scheduled no
+    later than the policy clock; outside their quiet hours (China time, clock.now()); of no paused or
+    cancelled campaign. `opted_out` and `bad` say a bulk row's number must not be sent to."""
     now = time.time() if now is None else now
-    channels = channel_list(rates)
-    if not channels:
-        return []
-    with writing(db):
-        rows = _due(db, channels, {**policy_params(now), "limit": limit})
-        return _allocate(db, worker, rows, rates, prepare, now, horizon, lease)
-
-
-def _due(db, channels: str, params: dict) -> list[dict]:
+    names = channel_list(channels) or "''"
+    params = {**policy_params(now), "limit": limit}
     found = []
     for status, extra in (("retry_wait", RETRY_DUE), ("pending", "")):
-        sql = _DUE.format(extra=extra, channels=channels)
+        sql = _DUE.format(extra=extra, channels=names)
         found += [dict(zip(_DUE_COLUMNS, r)) for r in db.conn.execute(sql, {**params, "status": status})]
     found.sort(key=lambda r: (PRIORITY.get(r["kind"], 2), r["id"]))
-    return found[: params["limit"]]
+    return found[:limit]
 
 
-def _allocate(db, worker, rows, rates, prepare, now, horizon, lease) -> list[dict]:
-    buckets = {name: max(now, tat) for name, tat in db.conn.execute("SELECT name, tat FROM rate_buckets")}
-    full, claimed, at = set(), [], stamp()
-    for row in rows:
-        channel = row["channel"]
-        if row["opted_out"] or row["bad"]:
-            _set(db, row, "skipped", reason="opted out" if row["opted_out"] else "bad number")
-            continue
-        if channel in full:
-            continue
-        try:
-            text, parts = prepare(row)
-        except Unsendable as e:
-            _set(db, row, "failed", reason=str(e))
-            continue
-        slot = buckets.get(channel, now)
+def claim_row(db, worker: str, row: dict, *, text: str, parts: int, rate: float, horizon: float = 0.5,
+              lease: float = LEASE, now: float | None = None) -> tuple[str, float | None]:
+    """Claim one row read by `due`, just before its send, and give it a send slot (real clock), in one short
+    transaction. Returns (CLAIMED, slot); (GONE, None) when the row changed meanwhile (another worker took
+    it, it was cancelled, its campaign paused); (LATER, None) when the channel's next slot is more than
+    `horizon` seconds away (other workers are using the rate). Commits.
+
+    The rate: one row per channel in rate_buckets holds the time the next segment may go (a token bucket
+    holding one segment, GCRA); each claimed row moves it on by its `parts` ÷ (rate × SAFETY). Every worker
+    claims through it, so the rate holds across workers, and a worker's first message goes at once and the
+    second one slot later: no burst at start."""
+    now = time.time() if now is None else now
+    channel = row["channel"]
+    with writing(db):
+        found = db.conn.execute("SELECT tat FROM rate_buckets WHERE name = ?", [channel]).fetchone()
+        slot = max(now, found[0] if found else now)
         if slot > now + horizon:
-            full.add(channel)
-            continue
-        buckets[channel] = slot + parts / (rates[channel] * SAFETY)
-        db.conn.execute("UPDATE outbox SET status = 'claimed', worker = ?, lease_until = ?, text = ?, segments = ?, "
-                        "updated_at = ? WHERE id = ? AND status = ?",
-                        [worker, slot + lease, text, parts, at, row["id"], row["status"]])
-        claimed.append({**row, "text": text, "segments": parts, "slot": slot})
-    db.conn.executemany(_BUCKET, list(buckets.items()))
-    return claimed
+            return LATER, None
+        claimed = db.conn.execute(_CLAIM, [worker, now, slot + lease, text, parts, stamp(), row["id"],
+                                           row["status"]]).rowcount
+        if not claimed:
+            return GONE, None
+        db.conn.execute(_BUCKET, [channel, slot + parts / (rate * SAFETY)])
+    return CLAIMED, slot
 
 
-def _set(db, row: dict, status: str, reason: str) -> None:
-    db.conn.execute("UPDATE outbox SET status = ?, reason = ?, updated_at = ? WHERE id = ? AND status = ?",
-                    [status, reason, stamp(), row["id"], row["status"]])
+def settle(db, row: dict, status: str, reason: str) -> None:
+    """A row read by `due` that is not sent: `skipped` (opted out, bad number) or `failed` (Unsendable).
+    Commits."""
+    with writing(db):
+        db.conn.execute("UPDATE outbox SET status = ?, reason = ?, updated_at = ? WHERE id = ? AND status = ?",
+                        [status, reason, stamp(), row["id"], row["status"]])
 
 
 def reserve(db, channel: str, parts: int, rate: float, now: float | None = None) -> float:
@@ -129,13 +123,15 @@ def reserve(db, channel: str, parts: int, rate: float, now: float | None = None)
 def due_soon(db, channels: list[str], within: float, now: float | None = None) -> bool:
     """True when a row of `channels` is due now, or a retry is due within `within` seconds."""
     now = time.time() if now is None else now
-    params = {**policy_params(now + within), "limit": 1}  # retries due by now + within; the rest by the clock
-    return bool(_due(db, channel_list(channels) or "''", params))
+    names = channel_list(channels) or "''"
+    params = {**policy_params(now), "limit": 1, "now": now + within}  # retries due by now + within
+    return any(db.conn.execute(_DUE.format(extra=extra, channels=names), {**params, "status": status}).fetchone()
+               for status, extra in (("retry_wait", RETRY_DUE), ("pending", "")))
 
 
 def mark_submitted(db, outbox_id: int, provider_sid: str | None, status: str = "submitted") -> None:
     """The provider accepted the message (Telegram: `status` sent). A callback that came first keeps its later status."""
-    db.conn.execute("UPDATE outbox SET status = CASE WHEN status = 'claimed' THEN ? ELSE status END, "
+    db.conn.execute("UPDATE outbox SET status = CASE WHEN status IN ('claimed', 'unknown') THEN ? ELSE status END, "
                     "provider_sid = ?, submitted_at = ?, lease_until = NULL, updated_at = ?, "
                     "attempts = attempts + 1 WHERE id = ?", [status, provider_sid, stamp(), stamp(), outbox_id])
 
@@ -155,3 +151,46 @@ def mark_failed(db, outbox_id: int, *, reason: str, code: str | None = None, may
     db.conn.execute("UPDATE outbox SET status = ?, reason = ?, error_code = ?, maybe_sent = max(maybe_sent, ?), "
                     "attempts = attempts + ?, lease_until = NULL, updated_at = ? WHERE id = ? AND status = 'claimed'",
                     [status, reason, code, int(maybe_sent), int(status == "failed"), stamp(), outbox_id])
+
+
+# -- after a worker stopped or died -----------------------------------------------------------------------
+
+_CLAIMED_COLUMNS = ("id", "kind", "campaign_id", "recipient", "channel", "text", "worker", "claimed_at",
+                    "lease_until", "attempts")
+
+
+def claimed_rows(db) -> list[dict]:
+    """Every row now `claimed` (by a live worker sending it, or by one that died), oldest claim first."""
+    cursor = db.conn.execute(f"SELECT {', '.join(_CLAIMED_COLUMNS)} FROM outbox WHERE status = 'claimed' "
+                             "ORDER BY claimed_at, id")
+    return [dict(zip(_CLAIMED_COLUMNS, r)) for r in cursor]
+
+
+def release(db, outbox_id: int, reason: str) -> bool:
+    """Put a claimed row back to `pending`: the provider never had it (the worker stopped before handing it
+    over, or the provider's list shows no such message). Runs inside the caller's transaction."""
+    return db.conn.execute("UPDATE outbox SET status = 'pending', worker = NULL, lease_until = NULL, reason = ?, "
+                           "updated_at = ? WHERE id = ? AND status = 'claimed'",
+                           [reason, stamp(), outbox_id]).rowcount == 1
+
+
+def mark_unknown(db, outbox_id: int, reason: str) -> bool:
+    """A claimed row of a worker that died, which the provider may have accepted and cannot be asked about:
+    `unknown`, listed for a clerk (who may resend it). Runs inside the caller's transaction."""
+    return db.conn.execute("UPDATE outbox SET status = 'unknown', lease_until = NULL, maybe_sent = 1, reason = ?, "
+                           "updated_at = ? WHERE id = ? AND status = 'claimed'",
+                           [reason, stamp(), outbox_id]).rowcount == 1
+
+
+def resend_unknown(db, ids: list[int] | None = None, campaign_id: int | None = None) -> int:
+    """A clerk resends rows whose fate is unknown (`ids`, or every one of `campaign_id`, or every one):
+    back to `pending`. Returns how many. Runs inside the caller's transaction."""
+    where, params = ["status = 'unknown'"], []
+    if ids is not None:
+        where.append(f"id IN ({','.join('?' * len(ids))})")
+        params += list(ids)
+    if campaign_id is not None:
+        where.append("campaign_id = ?")
+        params.append(campaign_id)
+    return db.conn.execute(f"UPDATE outbox SET status = 'pending', reason = 'resent by a clerk', worker = NULL, "
+                           f"updated_at = ? WHERE {' AND '.join(where)}", [stamp(), *params]).rowcount

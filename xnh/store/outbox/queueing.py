@@ -12,6 +12,13 @@ def queue_reply(db, *, channel: str, recipient: str, text: str, ref: str) -> int
     """Queue a clerk's answer (`ref` e.g. "ticket:12") to `recipient` (a phone for "sms" and "cnsms",
     "tg:<chat id>" for "telegram", "wx:<openid>" for "wechat"), ahead of every bulk message and at any hour (the person asked). Returns the row id; the
     same ref and recipient again returns the first row's id. Commits."""
+    with writing(db):
+        return queue_reply_row(db, channel=channel, recipient=recipient, text=text, ref=ref)
+
+
+def queue_reply_row(db, *, channel: str, recipient: str, text: str, ref: str) -> int:
+    """`queue_reply` inside the caller's transaction (an answer recorded with its ticket, a group answer to
+    everyone in it, all or nothing)."""
     if channel not in CHANNELS:
         raise OutboxError(f"unknown channel {channel!r}: one of {', '.join(CHANNELS)}")
     if channel == "telegram" and not recipient.startswith("tg:"):
@@ -22,13 +29,12 @@ def queue_reply(db, *, channel: str, recipient: str, text: str, ref: str) -> int
     if channel == "cnsms":  # China SMS carry approved templates only: the answer is a variable of one
         fields = json.dumps({"template": "ticket_answer", "data": {"ticket": ref.partition(":")[2] or ref,
                                                                    "answer": text}}, ensure_ascii=False)
-    with writing(db):
-        db.conn.execute(
-            "INSERT OR IGNORE INTO outbox (kind, ref, recipient, channel, text, fields, priority, status, "
-            "created_at, updated_at) VALUES ('reply', ?, ?, ?, ?, ?, 0, 'pending', ?, ?)",
-            [ref, recipient, channel, text, fields, stamp(), stamp()])
-        row = db.conn.execute("SELECT id FROM outbox WHERE kind = 'reply' AND ref = ? AND recipient = ? "
-                              "AND channel = ? AND campaign_id IS NULL", [ref, recipient, channel]).fetchone()
+    db.conn.execute(
+        "INSERT OR IGNORE INTO outbox (kind, ref, recipient, channel, text, fields, priority, status, "
+        "created_at, updated_at) VALUES ('reply', ?, ?, ?, ?, ?, 0, 'pending', ?, ?)",
+        [ref, recipient, channel, text, fields, stamp(), stamp()])
+    row = db.conn.execute("SELECT id FROM outbox WHERE kind = 'reply' AND ref = ? AND recipient = ? "
+                          "AND channel = ? AND campaign_id IS NULL", [ref, recipient, channel]).fetchone()
     return row[0]
 
 

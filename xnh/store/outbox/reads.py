@@ -28,7 +28,8 @@ def failures(db, campaign_id: int | None) -> dict[str, int]:
 
 def stale_claims(db, campaign_id: int | None = None, now: float | None = None) -> list[dict]:
     """Rows still `claimed` after their lease: the worker that held them died between claiming and
-    recording what the provider said, so each may or may not have been sent. Never resent automatically."""
+    recording what the provider said. The next worker to start asks the provider about each (sent:
+    recorded; never received: sent again; cannot tell: `unknown`); until then they are listed here."""
     where, params = ("AND campaign_id = ?", [campaign_id]) if campaign_id is not None else ("", [])
     cursor = db.conn.execute(f"SELECT id, recipient, channel, worker, lease_until FROM outbox WHERE status = "
                              f"'claimed' AND lease_until < ? {where} ORDER BY id", [now or time.time(), *params])
@@ -83,3 +84,18 @@ def payment_notices_since(db, after_id: int) -> dict:
                       [after_id]).fetchall()
     counts = dict(rows)
     return {"queued": counts.get(0, 0), "skipped": counts.get(1, 0)}
+
+
+_UNKNOWN = ("id", "kind", "ref", "campaign_id", "recipient", "channel", "text", "reason", "claimed_at", "updated_at")
+
+
+def unknown_rows(db, campaign_id: int | None = None, limit: int = 200, outside: bool = False) -> list[dict]:
+    """Rows whose fate is unknown (the provider may have accepted them without answering, and could not be
+    asked), oldest first: a clerk decides whether to resend them. Of one campaign, of none (`outside`:
+    payment notices and answers), or all."""
+    where, params = ("AND campaign_id = ?", [campaign_id]) if campaign_id is not None else ("", [])
+    if outside:
+        where, params = "AND campaign_id IS NULL", []
+    cursor = db.conn.execute(f"SELECT {', '.join(_UNKNOWN)} FROM outbox WHERE status = 'unknown' {where} "
+                             "ORDER BY id LIMIT ?", [*params, limit])
+    return [dict(zip(_UNKNOWN, r)) for r in cursor]

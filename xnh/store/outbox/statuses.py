@@ -1,6 +1,6 @@
 """The outbox's own words: row statuses, kinds and their priority (see the package docstring)."""
 STATUSES = ("pending", "claimed", "retry_wait", "submitted", "sent", "delivered", "undelivered", "failed",
-            "skipped", "cancelled")
+            "skipped", "cancelled", "unknown")
 WAITING = ("pending", "retry_wait")
 NOT_DELIVERED = ("failed", "undelivered", "skipped")
 ANSWERED = ("submitted", "sent", "delivered", "undelivered", "failed")  # the provider said something

@@ -19,3 +19,21 @@
   }
   form.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(refresh, 400); });
 })();
+
+// A page of something that changes (a campaign sending, an import running) asks its poll address every
+// two seconds, sending the token it was drawn with as If-None-Match: the server answers 304 from one
+// row while nothing changed, and the page reloads only when something did.
+(function () {
+  var el = document.querySelector("[data-poll]");
+  if (!el || !window.fetch) return;
+  var url = el.dataset.poll, token = el.dataset.token;
+  function look() {
+    fetch(url, { headers: { "If-None-Match": '"' + token + '"' }, credentials: "same-origin", cache: "no-store" })
+      .then(function (r) {
+        if (r.status === 200) { window.location.reload(); return; }
+        setTimeout(look, 2000);
+      })
+      .catch(function () { setTimeout(look, 5000); });
+  }
+  setTimeout(look, 1000);
+})();
