@@ -170,6 +170,10 @@ def test_a_reply_within_a_day_of_an_answer_joins_that_ticket(client, app, monkey
     t = tickets.ticket(db, ticket)
     assert t["status"] == "open" and t["waiting_since"].startswith("2026-06-16T09:00")
     assert [m["direction"] for m in tickets.thread(db, ticket)] == ["in", "out", "in"]
+    # the next morning too, a question the bot can answer itself is answered at once (an estimate, a rate)
+    with store_db.writing(db):
+        own = respond(Message(text="住院花了3000能报多少", sender="13800000000", channel="sms", phone="13800000000"), db)
+    assert own.intent == "estimate"
     # two days after the answer a message is the bot's again
     with store_db.writing(db):
         tickets.mark_answered(db, ticket, "在东山镇合管办。", "wang", 1)

@@ -22,6 +22,8 @@ from .context import Context
 _CHOICE = re.compile(r"^\s*(?:第\s*)?([1-3一二三])\s*(?:个|条|项)?\s*[.。!！]?\s*$")
 _CN = {"一": 1, "二": 2, "三": 3}
 MAX_OPEN_TICKETS = 3
+# words of someone answering what they were told: not understood, which one, and then
+_REPLYING = re.compile(r"没看懂|看不懂|没听懂|不明白|没明白|不懂|什么意思|啥意思|是哪个|哪一个|然后呢|那怎么办|那咋办|还是不行|还是不对|不对啊")
 BOTH_LIMIT = 260  # the two best close answers together up to this many characters (4 SMS) are sent at once, not a menu
 
 
@@ -48,10 +50,11 @@ def answer(ctx: Context, topic_id: str, area: str | None = None, care_area: str 
 
 
 def handle(ctx: Context) -> Reply:
-    joined = follow_up(ctx)
-    if joined:
-        return joined
     decision = understand.decide(ctx.text)
+    if decision.kind in ("help", "clarify", "handoff") or _REPLYING.search(ctx.text):
+        joined = follow_up(ctx)  # within a day of a clerk's answer: a reply to it (没看懂, 是哪个), for the clerk
+        if joined:
+            return joined
     if decision.kind == "answer":
         return answer(ctx, decision.topics[0], decision.area, decision.care_area)
     if decision.kind == "partial":
@@ -123,9 +126,10 @@ def partial(ctx: Context, decision: understand.Decision) -> Reply:
 
 
 def follow_up(ctx: Context) -> Reply | None:
-    """A message within a day of a clerk's answer to this sender (and none of the sender's tickets open)
-    replies to that answer: it joins that ticket, open again, and the clerk sees it; the bot answers
-    nothing of it. None when there is no such answer."""
+    """A message the bot can't answer itself, within a day of a clerk's answer to this sender (and none of
+    the sender's tickets open), replies to that answer: it joins that ticket, open again, and the clerk
+    sees it. None when there is no such answer. (A question the bot can answer is answered: a farmer who
+    got a clerk's answer yesterday still gets today's estimate at once.)"""
     ticket = tickets.recently_answered(ctx.db, ctx.message.sender)
     if ticket is None:
         return None
