@@ -14,9 +14,10 @@ concepts away would change the winner).
 
 Run:  XNH_TODAY=2026-06-15 python bench/real_eval.py                 the score of each set
       XNH_TODAY=2026-06-15 python bench/real_eval.py --guards        the guard's measure
+      python bench/real_eval.py --dump a.json FILE...                 every reply, to diff two versions of the code
       XNH_TODAY=2026-06-15 python bench/real_eval.py -v FILE         also each failure (never on the held-out set
                                                                       while tuning: it is there to measure)
-bench/real/corpus_holdout.json and corpus2_holdout.json are the held-out parts of the collected corpus: read
+bench/real/corpus_holdout.json, corpus2_holdout.json and corpus3_holdout.json are the held-out parts of the collected corpus: read
 their scores, not their cases.
 """
 import argparse
@@ -33,7 +34,7 @@ SHARED = ROOT.parent / "shared" / "eval"
 sys.path.insert(0, str(ROOT))
 REAL = ROOT / "bench" / "real"
 DEFAULT_SETS = [SHARED / "real_dev.json", SHARED / "real_dev2.json", REAL / "corpus_dev.json", REAL / "corpus2_dev.json",
-                REAL / "corpus_holdout.json", REAL / "corpus2_holdout.json"]
+                REAL / "corpus3_dev.json", REAL / "corpus_holdout.json", REAL / "corpus2_holdout.json", REAL / "corpus3_holdout.json"]
 
 
 def _run_eval():
@@ -51,7 +52,7 @@ def kind_of(reply) -> str:
             "policy_decline": "decline", "help": "help"}.get(reply.template, reply.intent)
 
 
-def score(path: Path, db, verbose: bool) -> tuple[int, int, Counter]:
+def score(path: Path, db, verbose: bool, dump: dict | None = None) -> tuple[int, int, Counter]:
     from xnh.handlers.router import respond
     from xnh.message import Message
 
@@ -66,6 +67,8 @@ def score(path: Path, db, verbose: bool) -> tuple[int, int, Counter]:
             db.conn.commit()
         why = check(case["expect"], reply.text)
         kinds[kind_of(reply)] += 1
+        if dump is not None:
+            dump[f"{path.name}:{case['id']}"] = {"ok": not why, "kind": kind_of(reply), "reply": reply.text}
         if not why:
             passed += 1
         elif verbose:
@@ -117,6 +120,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("-v", action="store_true", help="print each failure and its reply")
+    ap.add_argument("--dump", type=Path, help="write every case's reply to this JSON file (to compare two versions of the code)")
     ap.add_argument("--guards", action="store_true", help="measure the near-miss guard instead of scoring")
     args = ap.parse_args()
     os.environ.setdefault("XNH_TODAY", "2026-06-15")
@@ -128,10 +132,13 @@ def main():
         from xnh.settings import Settings
 
         db = _answering_db(Settings.from_env())
+        dump = {} if args.dump else None
         for path in args.files or DEFAULT_SETS:
-            passed, total, kinds = score(path, db, args.v)
+            passed, total, kinds = score(path, db, args.v, dump)
             shares = ", ".join(f"{k} {v}" for k, v in kinds.most_common())
             print(f"{path.name:22s} {passed:3d}/{total:3d} ({passed / total:.0%})   replies: {shares}")
+        if dump is not None:
+            args.dump.write_text(json.dumps(dump, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -139,6 +139,11 @@ def test_amounts_are_in_order_with_their_flags():
     ("村卫生室花了50", "outpatient", "village"),
     ("住院花了3000", "inpatient", None),
     ("花了3000", None, None),
+    # a stay denied or not needed is no stay
+    ("医生说不用住院,门诊拿药花了300", "outpatient", None),
+    ("住不上院,在门诊打针花了500", "outpatient", None),
+    ("没住院,就花了200", None, None),
+    ("住了院又没能住院治疗的不算", "inpatient", None),  # negative row: a stay said besides the denied one
 ])
 def test_visit_and_level(text, visit, level):
     f = _facts(text)

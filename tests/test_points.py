@@ -33,8 +33,11 @@ def _decide(text):
     ("住院能报吗", {"whether"}),
     ("能报么", {"whether"}),
     ("住院要住够三天才报销吗医保", {"whether"}),  # 吗 in the middle still asks yes or no
+    ("合作医疗的钱怎么又涨了", {"why"}),  # 怎么又 complains: why
     # negative rows: a statement asks nothing; 什么 and 怎么 end in 么 without asking yes or no
     ("我住院三天了", set()),
+    ("在外面打了二十几年工", set()),  # 几 after a numeral is a rough number, not a question
+    ("病了好几个月", set()),
     ("报销要带什么", {"documents"}),
     ("", set()),
 ])
@@ -73,6 +76,8 @@ def test_a_topic_stating_the_point_is_the_answer(text, topic_id):
     ("大病二次补偿要多久才能批下来", "serious_illness", {"time"}),
     ("受了意外伤害能报多少钱", "accident", {"amount"}),
     ("新农合证丢了补办要多少钱", "lost_card", {"amount"}),
+    ("不想参加新农合了,退出要办什么手续", "refund", {"how"}),  # the documents topic says nothing of leaving
+    ("家里老人过世了,城镇居民医保交的钱能退不", "member_died", {"scheme:urban"}),  # the death decides, not the 老人's rate
 ])
 def test_a_point_the_rules_do_not_state_gets_a_partial_answer(text, topic_id, missing):
     decision = _decide(text)
@@ -113,6 +118,8 @@ def test_another_scheme_beside_the_subject_says_where_to_ask_without_a_ticket(as
     ("新农合卡的密码忘了怎么办", "attr:password"),
     ("出车祸后能用合作医疗做伤残鉴定吗", "attr:assessment"),
     ("喝醉了摔伤住院新农合报不报", "attr:misconduct"),
+    ("医生没让出院,我们自己要求出院了,住院费还给报吗", "attr:self_discharge"),
+    ("外出打工要开参合证明去哪开", "attr:certificate"),
 ])
 def test_a_word_no_topic_answers_goes_to_a_clerk(text, orphan):
     decision = _decide(text)
@@ -180,3 +187,36 @@ def test_a_one_fact_question_gets_its_fact(ask):
 def test_a_child_not_yet_born_gets_the_birth_permit_rule(ask, text):
     reply = ask(text)
     assert reply.intent == "policy" and "准生证" in reply.text and "单号" not in reply.text
+
+
+# -- a topic about something the question never names is a neighbour's answer ------------------------------
+
+@pytest.mark.parametrize("text, wrong", [
+    ("手机上交不了合作医疗,还能怎么交", "check_enrollment_howto"),  # how to check a payment is another question
+    ("想退掉农合要带什么证件", "claim_documents"),  # documents, but for leaving, not for claiming
+    ("家里人去世了,老人交的居民医保怎么办", "urban_hardship"),
+])
+def test_a_neighbours_answer_is_not_given(text, wrong):
+    decision = _decide(text)
+    assert wrong not in decision.topics[:1], (text, decision.kind, decision.topics)
+
+
+@pytest.mark.parametrize("text, topic_id", [
+    # negative rows: where the best topic is about the subject, nothing moves
+    ("去合管办报销要准备哪些材料", "claim_documents"),  # the office is where one goes, not the subject
+    ("参合的钱交给谁", "where_to_pay"),
+    ("新农合住院报销的范围和比例是多少", "inpatient_rates"),  # 比例 is asked and is the subject too
+])
+def test_a_topic_about_the_subject_keeps_its_place(text, topic_id):
+    assert _decide(text).topics[:1] == [topic_id]
+
+
+@pytest.mark.parametrize("text, estimate", [
+    ("我妈有高血压住不了院,只能在门诊拿药,一个月药费八百多,能报吗", False),  # chronic, outpatient: the application
+    ("糖尿病住院花了8000,县医院能报多少", True),  # negative row: a stay with a bill is an estimate
+])
+def test_a_chronic_illness_in_outpatient_care_gets_its_application(ask, text, estimate):
+    reply = ask(text)
+    assert (reply.intent == "estimate") is estimate, reply.text
+    if not estimate:
+        assert "慢性病" in reply.text and "申请" in reply.text and "住院" not in reply.text

@@ -74,6 +74,8 @@ def _lower_bound(m: re.Match) -> str:
 
 INPATIENT_WORDS = ("住院", "住了", "住过", "出院", "入院", "开刀", "手术", "生孩子", "分娩", "住着")
 OUTPATIENT_WORDS = ("门诊", "看病拿药", "拿药", "开药", "看门诊", "买药", "打针", "输液", "挂水", "看了个病", "看病")
+# a stay denied or not needed is no stay: 不能住院治疗,只能在门诊开药 is outpatient care
+_NO_STAY = re.compile(r"(?:不能|不用|不需要|不必|没有|没能|没|未|无法|不让|不给)住院|住不了院|住不上院")
 URBAN_WORDS = ("城镇居民", "居民医保", "城镇医保", "城居")
 # an injury: the township 合管办 investigates before paying, and a third party's fault is not covered
 INJURY_WORDS = ("摔", "受伤", "伤了", "骨折", "车祸", "撞", "被打", "打伤", "咬伤", "被狗咬", "烫伤", "烧伤", "砸", "意外", "外伤", "工伤")
@@ -348,7 +350,7 @@ def facts(text: str) -> Facts:
         f.total, f.approximate = main.value, main.approximate
     if paid and f.total is not None:
         f.self_pay = min(sum((a.value for a in paid), Decimal(0)), f.total)
-    if any(w in text for w in INPATIENT_WORDS):
+    if any(w in _NO_STAY.sub("", text) for w in INPATIENT_WORDS):
         f.visit = "inpatient"
     elif any(w in text for w in OUTPATIENT_WORDS) or f.level == "village":
         f.visit = "outpatient"

@@ -79,11 +79,16 @@ def spans(text: str) -> list[tuple[int, int, str]]:
     taken = [False] * len(text)
     out = []
     for start, end, point in hits:
-        if any(taken[start:end]):
+        if any(taken[start:end]) or _approximate(text, start):
             continue
         taken[start:end] = [True] * (end - start)
         out.append((start, end, point))
     return sorted(out)
+
+
+def _approximate(text: str, start: int) -> bool:
+    """几 after a numeral or 好 is a rough number, not a question: 工作十几年了, 花了好几千, 二十几天."""
+    return text.startswith("几", start) and start > 0 and text[start - 1] in "十百千万好"
 
 
 def find(text: str) -> frozenset:

@@ -30,6 +30,7 @@ WEIGHT = {"scheme": 3.0, "place": 3.0, "care": 3.0, "group": 3.0, "action": 2.0,
 # someone else must pay for is not covered, wherever the stay was (摔伤 in 外省: the injury rule first)
 DECISIVE = {"care:injury": 4.0, "care:third_party": 4.0, "care:work_injury": 4.0,
             "care:chronic": 4.0,  # a chronic or special disease has its own application and review
+            "action:death": 4.0,  # a member who died: what is left to claim or to stop is about that
             "action:report": 3.0}  # a complaint (乱收费, 不给收据) needs the complaint path, whatever else it names
 # another scheme named beside 新农合 (商业保险, 职工医保 …): a topic that does not speak of it answers only
 # part of the question, and says so (a partial answer, _unanswered)
@@ -208,7 +209,9 @@ _NOT_FOCUS = {"scheme:ncms", "scheme:generic", "action:claim", "attr:how", "attr
 def _asks(span, asked_at: frozenset) -> bool:
     """The span lies within the words that ask the point (要什么手续: 手续 is what is asked, not what
     about); a longer word holding a point word still says what about (怎么算 is the calculation)."""
-    return all(i in asked_at for i in range(span.start, span.end))
+    inside = [i in asked_at for i in range(span.start, span.end)]
+    # a word of everyday asking that overlaps the words asking (要什么 in 要什么手续) asks too
+    return all(inside) or (any(inside) and all(c in EVERYDAY for c in span.concepts))
 
 
 def focus(found: Found, text: str = "") -> str | None:
@@ -293,7 +296,14 @@ def decide(text: str) -> Decision:
     if subject and not any(_covers(tid, subject) for _, tid in scores):
         return decision  # nothing known is about what was asked (打狂犬疫苗报销比例): a clerk's question
     wanted = points.substantive(decision.asked)
-    scores = _stating_the_point_first(scores, wanted, subject)
+    before = scores[0]
+    scores = _filling_first(scores, found, text)
+    scores = _about_the_subject_first(scores, _subject(found, text, asked_too=True), POINT_SWITCH)
+    decisive = focus(found, text)
+    if decisive in DECISIVE:  # 老人去世…能退吗: the death decides, not the 老人's contribution rate
+        scores = _about_the_subject_first(scores, frozenset({decisive}), float("inf"))
+    if scores[0] == before:  # (a topic chosen for the subject that does not state the point is a partial answer)
+        scores = _stating_the_point_first(scores, wanted, subject, found)
     decision.scores, best = scores, scores[0][0]
     first, moved = scores[0][1], max(scores)[1] != scores[0][1]
 
@@ -322,12 +332,14 @@ def unanswerable(found: Found) -> frozenset:
     return frozenset(c for c in found.concepts - found.implied if not _by_concept().get(c))
 
 
-def _subject(found: Found, text: str) -> frozenset:
+def _subject(found: Found, text: str, asked_too: bool = False) -> frozenset:
     """What the question is about: its concepts, less those only implied, the words that ask the point
-    (多长时间, 要什么手续) and the scheme's own name (新农合证补办要多长时间: the card and losing it)."""
+    (多长时间, 要什么手续) and the scheme's own name (新农合证补办要多长时间: the card and losing it).
+    asked_too: a telling concept within the asking words counts too (比例 in 范围和比例是多少)."""
     asked_at = frozenset(i for start, end, _ in points.spans(text) for i in range(start, end))
-    said = {c for span in found.spans if not _asks(span, asked_at) and not _names_the_scheme(span)
-            for c in span.concepts if not c.startswith(concepts.AREA + ":")}
+    said = {c for span in found.spans if not _names_the_scheme(span)
+            for c in span.concepts if not c.startswith(concepts.AREA + ":")
+            and (not _asks(span, asked_at) or (asked_too and c not in EVERYDAY))}
     return frozenset(said - found.implied - {"action:claim"})  # 报 is in nearly every question: it says what about nothing
 
 
@@ -340,19 +352,73 @@ def _covers(topic_id: str, subject: frozenset) -> bool:
     return not subject or bool(_covered(_by_id()[topic_id]) & subject)
 
 
-def _stating_the_point_first(scores: list, wanted: frozenset, subject: frozenset = frozenset()) -> list:
+def _filling_first(scores: list, found: Found, text: str) -> list:
+    """A topic about doing something the question never speaks of (怎么查参合 for a question that checks
+    nothing) is a neighbour's answer: when the best topic's own action is nowhere in the question, not
+    even inside a longer word (交给谁 holds 交), the best topic within POINT_SWITCH whose action is, goes first."""
+    by_id = _by_id()
+    if not scores or _names_its_action(by_id[scores[0][1]], found, text):
+        return scores
+    best = scores[0][0]
+    filling = next(((s, t) for s, t in scores if s >= max(ANSWER_MIN, best - POINT_SWITCH)
+                    and _names_its_action(by_id[t], found, text)), None)
+    if filling is None:
+        return scores
+    return [filling] + [p for p in scores if p != filling]
+
+
+def _about_the_subject_first(scores: list, subject: frozenset, reach: float) -> list:
+    """A topic about nothing the question is about is a neighbour's answer, however well its other words
+    fit: when the best speaks of none of the subject (退农保要什么手续: the claim documents speak of
+    documents, not of leaving), the best topic that does, within reach of it, goes first."""
+    if not subject or not scores or _covers(scores[0][1], subject):  # (what it names, less everyday words)
+        return scores
+    best = scores[0][0]
+    about = next(((s, t) for s, t in scores if s >= max(ANSWER_MIN, best - reach) and _covers(t, subject)), None)
+    if about is None:
+        return scores
+    return [about] + [p for p in scores if p != about]
+
+
+def _stating_the_point_first(scores: list, wanted: frozenset, subject: frozenset, found: Found) -> list:
     """A topic that does not state the point asked is not the answer to it, however well the rest fits:
-    when the best does not, a topic within POINT_SWITCH of it that does, and is about the subject too,
-    goes first (低保户…要带哪些证件: the documents, not the 低保户 rates)."""
+    when the best does not, a topic within POINT_SWITCH of it that does, is about the subject too and
+    is about nothing the question is silent on, goes first (低保户…要带哪些证件: the documents, not the
+    低保户 rates; 网上交不了怎么交 is no question of how to check a payment, though that topic says how)."""
     by_id = _by_id()
     if not wanted or not scores or by_id[scores[0][1]].points & wanted:
         return scores
     best = scores[0][0]
     stating = [(s, t) for s, t in scores if by_id[t].points & wanted and s >= max(ANSWER_MIN, best - POINT_SWITCH)
-               and _covers(t, subject)]
+               and _covers(t, subject) and _fills(by_id[t], found)]
     if not stating:
         return scores
     return [stating[0]] + [p for p in scores if p != stating[0]]
+
+
+def _fills(topic: Topic, found: Found) -> bool:
+    """Does the question name something for every slot of the topic that is no default?"""
+    named = {tuple(c.split(":", 1)) for c in found.concepts}
+    return all(any((slot.dimension, v) in named for v in slot.values) for slot in _slots(topic) if not slot.default)
+
+
+def _names_its_action(topic: Topic, found: Found, text: str) -> bool:
+    """Does the question speak of each action the topic is about (no default slot), as a concept or as
+    one of its words inside another word?"""
+    words = _action_words()
+    return all(any(found.has(f"action:{v}") or any(w in text for w in words.get(f"action:{v}", ())) for v in slot.values)
+               for slot in _slots(topic) if slot.dimension == "action" and not slot.default)
+
+
+@county_cached
+def _action_words() -> dict[str, tuple[str, ...]]:
+    """action concept → its words."""
+    words: dict[str, list[str]] = {}
+    for word, named in concepts.lexicon().items():
+        for c in named[:1]:
+            if c.startswith("action:"):
+                words.setdefault(c, []).append(word)
+    return {c: tuple(w) for c, w in words.items()}
 
 
 def _unanswered(topic: Topic, asked: frozenset, found: Found) -> frozenset:
