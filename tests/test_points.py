@@ -38,6 +38,8 @@ def _decide(text):
     ("我住院三天了", set()),
     ("在外面打了二十几年工", set()),  # 几 after a numeral is a rough number, not a question
     ("病了好几个月", set()),
+    ("之前一直没有办过合作医疗", set()),  # never done is no delay
+    ("报销的钱到现在还没到", {"delay"}),
     ("报销要带什么", {"documents"}),
     ("", set()),
 ])
@@ -220,3 +222,12 @@ def test_a_chronic_illness_in_outpatient_care_gets_its_application(ask, text, es
     assert (reply.intent == "estimate") is estimate, reply.text
     if not estimate:
         assert "慢性病" in reply.text and "申请" in reply.text and "住院" not in reply.text
+
+
+@pytest.mark.parametrize("text, topic_id", [
+    ("住院报销的钱交上去两个月了还没到账", "claim_delay"),  # a payment awaited: what to do, not how long in general
+    ("报销款怎么迟迟不打过来", "claim_delay"),
+    ("报销款一般几天到账", "claim_time"),  # negative row: asking how long, nothing awaited
+])
+def test_a_payment_awaited_gets_what_to_do(text, topic_id):
+    assert _decide(text).topics[:1] == [topic_id]
