@@ -160,6 +160,20 @@ def test_scheme_and_look_alike_words_in_context(text, topic_id):
     assert decision.kind in ("answer", "partial") and decision.topics[0] == topic_id, decision.scores
 
 
+@pytest.mark.parametrize("text, group", [
+    ("报销能报到百分之七十吗", False),  # 七十 in a rate is no age
+    ("我爸七十多了住院能多报吗", True),
+])
+def test_an_age_is_an_age_only_as_an_age(text, group):
+    assert ("group:elderly" in _decide(text).found.concepts) is group
+
+
+def test_the_successor_scheme_named_beside_another_is_ours():
+    """城乡居民医保 is 新农合's successor: a question about joining it is not declined for the 社保 beside it."""
+    assert understand.declined(_decide("以前单位交过社保,现在回村想交城乡居民医保怎么办").found) is None
+    assert understand.declined(_decide("单位交的社保怎么查").found)  # negative row: 社保 alone is declined
+
+
 @pytest.mark.parametrize("text", ["退休人员住院怎么报", "单位交的医保怎么报销", "养老金一个月领多少"])
 def test_other_schemes_alone_are_declined_by_name(text):
     assert _decide(text).kind == "other_scheme"
