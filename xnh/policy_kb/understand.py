@@ -362,8 +362,8 @@ def _filling_first(scores: list, found: Found, text: str) -> list:
     best = scores[0][0]
     filling = next(((s, t) for s, t in scores if s >= max(ANSWER_MIN, best - POINT_SWITCH)
                     and _names_its_action(by_id[t], found, text)), None)
-    if filling is None:
-        return scores
+    if filling is None:  # nothing else fits: the neighbour is no answer either
+        return [p for p in scores if _names_its_action(by_id[p[1]], found, text)]
     return [filling] + [p for p in scores if p != filling]
 
 
@@ -415,7 +415,7 @@ def _action_words() -> dict[str, tuple[str, ...]]:
     """action concept → its words."""
     words: dict[str, list[str]] = {}
     for word, named in concepts.lexicon().items():
-        for c in named[:1]:
+        for c in named:  # 参合 names the scheme and enrolling
             if c.startswith("action:"):
                 words.setdefault(c, []).append(word)
     return {c: tuple(w) for c, w in words.items()}
