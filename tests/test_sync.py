@@ -121,8 +121,12 @@ def test_gbk_samples_import_cleanly(db, copy, name, kind, rows):
     assert all(re.fullmatch(r"[\u4e00-\u9fff·]+", n) for n in names)  # decoded, not mojibake
 
 
-def test_a_claim_number_never_moves_to_another_member(db, copy):
-    """claims_gbk.csv reuses the 结算单号 of claims.csv for other people: rejected, nothing overwritten."""
+@pytest.mark.parametrize("per_statement", [1, 4, 128])
+def test_a_claim_number_never_moves_to_another_member(db, copy, monkeypatch, per_statement):
+    """claims_gbk.csv reuses the 结算单号 of claims.csv for other people: rejected, nothing overwritten
+    (whether the rows are written one a statement or several: a statement refused by the trigger is
+    written again row by row)."""
+    monkeypatch.setattr(write, "ROWS_PER_STATEMENT", per_statement)
     sync.run(db, "claims", copy("claims.csv"))
     before = db.execute("select * from claims where claim_id = 'BC20260000001'").fetchone()
     result = sync.run(db, "claims", copy("claims_gbk.csv"))
@@ -272,9 +276,13 @@ def _snapshot(db) -> dict:
 
 @pytest.mark.parametrize("block", [2, 5000])
 @pytest.mark.parametrize("reader_process", [False, True])
-def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch, block, reader_process):
+@pytest.mark.parametrize("per_statement", [1, 3, 128])
+def test_first_import_in_bulk_mode_equals_the_upsert_path(tmp_path, monkeypatch, block, reader_process,
+                                                            per_statement):
     """Bulk mode (empty claims table) and the upsert path give the same tables; a 结算单号 given twice in
-    the file rejects every row of it, whichever path finds it."""
+    the file rejects every row of it, whichever path finds it, and however many rows a statement writes
+    (a statement that fails on a repeated key is written again row by row)."""
+    monkeypatch.setattr(write, "ROWS_PER_STATEMENT", per_statement)
     rows = [claim(结算单号="BC1", 状态="已受理", 更新时间="2026-03-10T09:00:00"),
             claim(结算单号="BC2", 状态="已拨付", 补偿金额="100.00", 拨付日期="2026-04-01", 更新时间="2026-04-01T09:00:00"),
             claim(结算单号="BC3", 总费用="abc"),

@@ -4,9 +4,10 @@ threads, and the two halves take about as long).
 What goes through the pipe is cheap to make and to take apart: a block's good rows as one text (every
 cell joined by \\x1f, row after row: one join here, one split and a slice per column there, no Python
 call per row on either side; pickling a million tuples costs twice the checking), their line numbers as
-an array, and the few rejected rows pickled. A block whose cells hold the separator goes pickled whole.
+an array, and the few rejected rows pickled. The writer binds slices of that one split's list (no tuple
+per row). A block whose cells hold the separator goes pickled whole.
 
-    with events_from(table, kind, known) as events:    # ("rows", values, lines, rejected, others, clean, n)
+    with events_from(table, kind, known) as events:    # ("rows", flat, width, lines, rejected, others, clean, n)
         for event in events: ...                       # or ("skip", keys, n, digests)
 """
 from __future__ import annotations
@@ -30,7 +31,8 @@ _CELL = "\x1f"
 
 
 def events(table, kind: str, known: set, hold=None):
-    """The file's blocks, checked: ("rows", values, lines, rejected, others, clean digests, n) and, for
+    """The file's blocks, checked: ("rows", flat, width, lines, rejected, others, clean digests, n) (flat:
+    the good rows' values, row after row, `width` a row) and, for
     the parts of a block an earlier sync took in whole, first ("skip", keys, n, digests). `hold`, when
     given, is the Writer of a second pass: its hold(checked, block) takes out the rows of keys given twice
     and says whether it took any; twice_in(keys) keeps a part holding such a key from being skipped."""
@@ -56,8 +58,9 @@ def events(table, kind: str, known: set, hold=None):
                     parts = _renumber(parts, list(chain.from_iterable(range(a, b) for a, b in ranges)))
         checked = check_block(checker, kind, block, positions)
         held = hold.hold(checked, block) if hold is not None else False
-        yield "rows", checked.values, checked.lines, checked.rejected, checked.others, \
-            [] if held else _clean(parts, block.lines, checked.rejected), n
+        values = checked.values
+        yield "rows", list(chain.from_iterable(values)), len(values[0]) if values else 0, checked.lines, \
+            checked.rejected, checked.others, [] if held else _clean(parts, block.lines, checked.rejected), n
 
 
 def _renumber(parts, kept: list[int]) -> list:
@@ -126,12 +129,11 @@ def _child(table, kind, known, send, receive, parent: int) -> None:
 def _encode(event, kind: str) -> bytes:
     if event[0] != "rows":
         return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
-    _, values, lines, rejected, others, clean, n = event
-    if kind == "enrollment":
-        values = [(str(v[0]), *v[1:]) for v in values]
-    width = len(values[0]) if values else 0
-    text = _CELL.join(chain.from_iterable(values))  # every cell in a row, one C-level join
-    if text.count(_CELL) != max(0, len(values) * width - 1):
+    _, flat, width, lines, rejected, others, clean, n = event
+    if kind == "enrollment" and width:
+        flat[0::width] = map(str, flat[0::width])
+    text = _CELL.join(flat)  # every cell of every row, one C-level join
+    if text.count(_CELL) != max(0, len(flat) - 1):
         return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)  # a cell holds the separator
     head = pickle.dumps((rejected, others, clean, n, width), protocol=pickle.HIGHEST_PROTOCOL)
     numbers = array("I", lines).tobytes()
@@ -151,10 +153,8 @@ def _decode(data: bytes, kind: str):
     lines.frombytes(data[at + 4:at + 4 + size])
     text = data[at + 4 + size:].decode("utf-8", "surrogatepass")
     if not text or not width:
-        return "rows", [], [], rejected, others, clean, n
-    flat = text.split(_CELL)
-    values = list(zip(*[flat[i::width] for i in range(width)]))
-    return "rows", values, lines.tolist(), rejected, others, clean, n
+        return "rows", [], 0, [], rejected, others, clean, n
+    return "rows", text.split(_CELL), width, lines.tolist(), rejected, others, clean, n
 
 
 def _received(receive, kind: str):

@@ -50,9 +50,6 @@ KEY_WORDS = {"claims": "结算单号", "enrollment": "参合证号"}
 _CLAIM_COLS = ["claim_id", "member_id", "household_id", "name", "id_number", "visit_type", "hospital", "level",
                "admitted", "discharged", "total", "eligible", "reimbursed", "status", "reject_reason", "paid_date",
                "paid_channel", "updated_at"]
-# household_id: the member's household when the member is known, else 参合证号 before the '-' (?3)
-_CLAIM_VALUES = ("?1, ?2, COALESCE((SELECT household_id FROM members WHERE member_id = ?2), ?3), "
-                 + ", ".join(f"?{i}" for i in range(4, 19)))
 _ENROLLMENT_COLS = ["year", "member_id", "household_id", "name", "sex", "id_number", "relation", "phone",
                     "township", "village", "category", "paid_amount", "paid_date", "status", "updated_at"]
 _MEMBER_COLS = ["member_id", "household_id", "name", "sex", "id_number", "relation", "phone", "township",
@@ -62,23 +59,46 @@ _MEMBER_COLS = ["member_id", "household_id", "name", "sex", "id_number", "relati
 def _upsert_sql(table: str, columns: list[str], key: tuple[str, ...], values: str) -> str:
     """INSERT, or UPDATE when the row's 更新时间 is newer and something differs."""
     rest = [c for c in columns if c not in key]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
             f"ON CONFLICT({', '.join(key)}) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in rest)
             + f" WHERE excluded.updated_at > {table}.updated_at AND ("
             + " OR ".join(f"{table}.{c} IS NOT excluded.{c}" for c in rest if c != "updated_at") + ")")
 
 
-_CLAIM_INSERT = f"INSERT INTO claims ({', '.join(_CLAIM_COLS)}) VALUES ({_CLAIM_VALUES})"
-# no member known yet (claims synced before any enrollment): no look-up per row
-_CLAIM_INSERT_NO_MEMBERS = f"INSERT INTO claims ({', '.join(_CLAIM_COLS)}) VALUES ({', '.join('?' * 18)})"
-# a 结算单号 never moves to another person: such a row is rejected (trigger), whatever its 更新时间
-_CLAIM_UPSERT = _upsert_sql("claims", _CLAIM_COLS, ("claim_id",), _CLAIM_VALUES).replace(
-    " WHERE excluded.updated_at", " WHERE claims.member_id IS NOT excluded.member_id OR excluded.updated_at", 1)
-_ENROLLMENT_INSERT = (f"INSERT INTO enrollments ({', '.join(_ENROLLMENT_COLS)}) "
-                      f"VALUES ({', '.join('?' * len(_ENROLLMENT_COLS))})")
-_ENROLLMENT_UPSERT = _upsert_sql("enrollments", _ENROLLMENT_COLS, ("year", "member_id"),
-                                 ", ".join("?" * len(_ENROLLMENT_COLS)))
+# Rows are written ROWS_PER_STATEMENT at a time: one statement binds a slice of the block's flat list of
+# values (the pipe's one split, no tuple per row), so a statement's per-row cost (reset, step, Python's
+# loop) is paid once per ROWS_PER_STATEMENT rows. (Measured: INSERT … SELECT value->>0, … FROM json_each(?)
+# of a block's JSON costs 4× an executemany: every value is parsed again from its row's JSON.)
+ROWS_PER_STATEMENT = 128
+
+
+def _row_values(n: int, at: int, members: bool) -> str:
+    """One row's VALUES of n columns, its parameters numbered from at + 1; a claim's household (the third
+    value) is the member's household when the member is known, else 参合证号 before the '-'."""
+    marks = [f"?{at + i}" for i in range(1, n + 1)]
+    if members:
+        marks[2] = f"COALESCE((SELECT household_id FROM members WHERE member_id = ?{at + 2}), ?{at + 3})"
+    return "(" + ", ".join(marks) + ")"
+
+
+def _statement(kind: str, bulk: bool, members: bool, rows: int) -> str:
+    """The INSERT (bulk) or upsert of `rows` rows of `kind`; `members`: look each claim's household up
+    (no look-up while no member is known)."""
+    cols = _CLAIM_COLS if kind == "claims" else _ENROLLMENT_COLS
+    n = len(cols)
+    values = ", ".join(_row_values(n, j * n, members and kind == "claims") for j in range(rows))
+    if kind == "claims":
+        if bulk:
+            return f"INSERT INTO claims ({', '.join(cols)}) VALUES {values}"
+        # a 结算单号 never moves to another person: such a row is rejected (trigger), whatever its 更新时间
+        return _upsert_sql("claims", cols, ("claim_id",), values).replace(
+            " WHERE excluded.updated_at", " WHERE claims.member_id IS NOT excluded.member_id OR excluded.updated_at", 1)
+    if bulk:
+        return f"INSERT INTO enrollments ({', '.join(cols)}) VALUES {values}"
+    return _upsert_sql("enrollments", cols, ("year", "member_id"), values)
+
+
 _BULK_HISTORY = ("INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id) "
                  "SELECT claim_id, NULL, status, updated_at, ? FROM claims ORDER BY rowid")
 # each touched member's newest enrollment row (SQLite: the bare columns come from the row holding the max)
@@ -102,6 +122,13 @@ _TOUCHED = "_xnh_sync_touched"
 _TWICE = "_xnh_sync_twice"
 _TRIGGERS = ("_xnh_sync_claim_ins", "_xnh_sync_claim_upd", "_xnh_sync_claim_member", "_xnh_sync_count",
              "_xnh_sync_touch_ins", "_xnh_sync_touch_upd")
+
+
+def _keys(kind: str, flat: list, width: int) -> list:
+    """The keys of rows given as one flat list of values (as value_keys gives them)."""
+    if kind == "claims":
+        return flat[0::width]
+    return list(zip(map(int, flat[0::width]), flat[1::width]))
 
 
 class Twice(Exception):
@@ -253,10 +280,10 @@ class Writer:
         self.conflicts: set = set()  # keys found twice by the primary key (bulk mode)
         self._levels = {key: entry["name"] for key, entry in levels().items()}
         _install_temp(conn, kind, run_id, bulk)
-        self.insert = {("claims", True): _CLAIM_INSERT, ("claims", False): _CLAIM_UPSERT,
-                       ("enrollment", True): _ENROLLMENT_INSERT, ("enrollment", False): _ENROLLMENT_UPSERT}[kind, bulk]
-        if self.insert is _CLAIM_INSERT and not conn.execute("SELECT EXISTS (SELECT 1 FROM members)").fetchone()[0]:
-            self.insert = _CLAIM_INSERT_NO_MEMBERS
+        members = not (bulk and kind == "claims") or conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM members)").fetchone()[0]
+        self.insert = _statement(kind, bulk, members, ROWS_PER_STATEMENT)
+        self.insert_one = _statement(kind, bulk, members, 1)
 
     def run(self, found, bar=None, report_progress=None, estimate=0) -> None:
         """Write the events of pipe.events(): blocks checked, or skipped."""
@@ -270,8 +297,8 @@ class Writer:
                 self.skipped_blocks += len(digests)
                 self.clean.extend(digests)
             else:
-                _, values, lines, rejected, others, clean, n = event
-                self._write(values, lines, rejected, others)
+                _, flat, width, lines, rejected, others, clean, n = event
+                self._write(flat, width, lines, rejected, others)
                 self.clean.extend(clean)
             done += n
             if bar is not None:
@@ -355,34 +382,56 @@ class Writer:
         reasons[key] = reasons.get(key, 0) + 1
         self.result.rejected += 1
 
-    def _write(self, values, lines, rejected, others) -> None:
+    def _write(self, flat, width, lines, rejected, others) -> None:
+        """Reject the block's bad rows, write its good ones (`flat`: their values row after row, `width` a
+        row), ROWS_PER_STATEMENT a statement; a statement that fails on a row (a key twice in bulk mode, a
+        结算单号 of another person) is written again row by row to find it."""
         for line, column, reason, cells in rejected:
             self._reject(line, column, reason, cells)
         other_keys = [k for k, _ in others]
-        self._note_keys(other_keys if self.bulk else value_keys(self.kind, values) + other_keys)
-        start = 0
-        while start < len(values):
+        self._note_keys(other_keys if self.bulk or not width else _keys(self.kind, flat, width) + other_keys)
+        if not width:
+            return
+        rows = len(flat) // width
+        step = ROWS_PER_STATEMENT * width
+        whole = rows - rows % ROWS_PER_STATEMENT
+        execute = self.conn.execute
+        for start in range(0, whole * width, step):
+            try:
+                execute(self.insert, flat[start:start + step])
+            except sqlite3.IntegrityError:  # the statement is undone: its rows one by one
+                self._one_by_one(flat, width, lines, start // width, start // width + ROWS_PER_STATEMENT)
+                continue
+            self.valid += ROWS_PER_STATEMENT
+        if whole < rows:
+            self._one_by_one(flat, width, lines, whole, rows)
+
+    def _one_by_one(self, flat, width, lines, first: int, end: int) -> None:
+        """Rows first..end-1 of `flat`, a statement each (executemany), rejecting a row that fails."""
+        start = first
+        while start < end:
             at = [start]
 
             def rows(start=start):
-                for i in range(start, len(values)):
+                for i in range(start, end):
                     at[0] = i
-                    yield values[i]
+                    yield flat[i * width:(i + 1) * width]
 
             try:
-                self.conn.executemany(self.insert, rows())
-                self.valid += len(values) - start
+                self.conn.executemany(self.insert_one, rows())
+                self.valid += end - start
                 return
             except sqlite3.IntegrityError as e:
                 i = at[0]
                 self.valid += i - start
+                values = flat[i * width:(i + 1) * width]
                 if _CONFLICT in str(e):
                     owner = self.conn.execute("SELECT member_id FROM claims WHERE claim_id = ?",
-                                              [values[i][0]]).fetchone()
+                                              [values[0]]).fetchone()
                     self._reject(lines[i], "结算单号", f"结算单号已属于另一参合证号: {owner[0] if owner else '?'}",
-                                 self._cells(values[i]))
+                                 self._cells(values))
                 elif self.bulk and "UNIQUE" in str(e):
-                    self.conflicts.add(value_keys(self.kind, [values[i]])[0])
+                    self.conflicts.add(_keys(self.kind, values, width)[0])
                 else:
                     raise
                 start = i + 1
