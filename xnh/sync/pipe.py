@@ -7,8 +7,9 @@ call per row on either side; pickling a million tuples costs twice the checking)
 an array, and the few rejected rows pickled. The writer binds slices of that one split's list (no tuple
 per row). A block whose cells hold the separator goes pickled whole.
 
-    with events_from(table, kind, known) as events:    # ("rows", flat, width, lines, rejected, others, clean, n)
-        for event in events: ...                       # or ("skip", keys, n, digests)
+    with events_from(table, kind, known, exact) as events:  # ("rows", flat, width, lines, rejected, others,
+        for event in events: ...                           # clean, n), ("skip", keys, valid, n, digests),
+                                                           # last ("keys", repeated) unless exact
 """
 from __future__ import annotations
 
@@ -22,22 +23,30 @@ import sys
 from array import array
 from itertools import chain
 
-from .check import Checker, block_keys, check_block
+from .check import Checker, block_keys, check_block, value_keys
 from .read import SyncError
 
 PARALLEL_MIN_BYTES = 4 << 20  # files this large are read and checked in a second process
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _CELL = "\x1f"
+_hash = hash  # of a key (str, or (year, 参合证号)): 64 bits, salted per process (the reader hashes them all)
 
 
-def events(table, kind: str, known: set, hold=None):
+def events(table, kind: str, known: set, hold=None, exact: bool = True):
     """The file's blocks, checked: ("rows", flat, width, lines, rejected, others, clean digests, n) (flat:
-    the good rows' values, row after row, `width` a row) and, for
-    the parts of a block an earlier sync took in whole, first ("skip", keys, n, digests). `hold`, when
+    the good rows' values, row after row, `width` a row) and, for the parts of a block an earlier sync
+    took in whole, first ("skip", keys, valid, n, digests) (valid: the rows with a key). `hold`, when
     given, is the Writer of a second pass: its hold(checked, block) takes out the rows of keys given twice
-    and says whether it took any; twice_in(keys) keeps a part holding such a key from being skipped."""
+    and says whether it took any; twice_in(keys) keeps a part holding such a key from being skipped.
+
+    exact: the skipped parts' keys go to the writer, which notes every key of the file (a TEMP table,
+    ≈ 1.5 µs a key). Otherwise no key goes to the writer for that: every key (skipped parts, good rows,
+    rejected rows) is hashed here (8 bytes a row) and the last event says whether two hashes are equal,
+    ("keys", repeated); the writer then does the pass again exactly (a key given twice, or, about once in
+    10^11 files of a million rows, two keys of one hash)."""
     checker = Checker()
     positions = table.positions
+    seen = None if exact else array("q")
     for block in table.blocks():
         n = len(block.lines) + len(block.errors)
         parts = block.parts or []
@@ -48,7 +57,9 @@ def events(table, kind: str, known: set, hold=None):
                 keys = block_keys(kind, block, positions, None if whole else [(a, b) for a, b, _ in skipped])
                 if hold is None or not hold.twice_in(keys):
                     count = sum(b - a for a, b, _ in skipped)
-                    yield "skip", keys, count, [d for _, _, d in skipped]
+                    if seen is not None:
+                        seen.extend(map(_hash, keys))
+                    yield "skip", keys if seen is None else None, len(keys), count, [d for _, _, d in skipped]
                     if whole:
                         continue
                     n -= count
@@ -59,8 +70,24 @@ def events(table, kind: str, known: set, hold=None):
         checked = check_block(checker, kind, block, positions)
         held = hold.hold(checked, block) if hold is not None else False
         values = checked.values
+        if seen is not None:
+            seen.extend(map(_hash, value_keys(kind, values)))
+            seen.extend(_hash(k) for k, _ in checked.others)
         yield "rows", list(chain.from_iterable(values)), len(values[0]) if values else 0, checked.lines, \
             checked.rejected, checked.others, [] if held else _clean(parts, block.lines, checked.rejected), n
+    if seen is not None:
+        yield "keys", _repeated(seen)
+
+
+def _repeated(hashes: array) -> bool:
+    """Whether two of `hashes` are equal (sorted in place by numpy when many: 8 bytes a key, no copy)."""
+    if len(hashes) < 100_000:
+        return len(set(hashes)) < len(hashes)
+    import numpy as np  # the reader process has it already (check.valid_ids)
+
+    a = np.frombuffer(hashes, dtype=np.int64)
+    a.sort()
+    return bool((a[1:] == a[:-1]).any())
 
 
 def _renumber(parts, kept: list[int]) -> list:
@@ -80,7 +107,7 @@ def _clean(parts, lines: list[int], rejected: list) -> list:
 
 
 @contextlib.contextmanager
-def events_from(table, kind: str, known: set):
+def events_from(table, kind: str, known: set, exact: bool = True):
     """events(), from a forked process for a large CSV file, else from this one."""
     try:
         size = table.path.stat().st_size
@@ -88,11 +115,11 @@ def events_from(table, kind: str, known: set):
         size = 0
     if (size < PARALLEL_MIN_BYTES or table.encoding == "xlsx"
             or "fork" not in multiprocessing.get_all_start_methods()):
-        yield events(table, kind, known)
+        yield events(table, kind, known, exact=exact)
         return
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(table, kind, known, send, receive, os.getpid()), daemon=True)
+    proc = ctx.Process(target=_child, args=(table, kind, known, exact, send, receive, os.getpid()), daemon=True)
     proc.start()
     send.close()
     table.close()  # the child goes on with its own copy of the open file
@@ -105,14 +132,14 @@ def events_from(table, kind: str, known: set):
         proc.join()
 
 
-def _child(table, kind, known, send, receive, parent: int) -> None:
+def _child(table, kind, known, exact, send, receive, parent: int) -> None:
     """The forked reader: dies with its parent (a killed `xnh sync` leaves no reader behind, blocked on a
     pipe and holding the database open), and keeps only its own end of the pipe, so that a writer that
     is gone shows as a broken pipe."""
     _die_with_parent(parent)
     receive.close()
     try:
-        for event in events(table, kind, known):
+        for event in events(table, kind, known, exact=exact):
             send.send_bytes(_encode(event, kind))
         send.send_bytes(pickle.dumps(("done",)))
     except BrokenPipeError:

@@ -39,7 +39,7 @@ MAX_LINE_BYTES = 64 << 10  # one row of an export is about 200 bytes
 READ_BYTES = 1 << 20
 BLOCK_MASK = 0x7FF  # a block ends after a line whose CRC-32 has these bits 0: 2,048 lines on average
 MAX_BLOCK_LINES = 16_384
-PART_MASK = 0x7F  # a part (the unit a re-sync skips) ends likewise: 128 lines on average
+PART_MASK = 0x3F  # a part (the unit a re-sync skips) ends likewise: 64 lines on average
 # cells are stripped of these (the same set on every path, so that a fast and a slow check agree)
 STRIP = " \t\r\u3000\xa0"
 _SPACES = {"utf-8": (b" ", b"\t", b"\r", "\u3000".encode(), "\xa0".encode()),

@@ -218,18 +218,24 @@ def import_rows(db: Database, kind: str, path, table, result, report, progress) 
             saved_indexes = _drop_indexes(conn, (main, other)) if estimate > 2 * top else []
             conn.execute("SAVEPOINT xnh_sync_rows")
             twice: set = set()
+            exact = bulk  # an upsert pass first finds keys given twice by their hashes (pipe.events)
             while True:
-                writer = Writer(conn, kind, run_id, bulk, known, twice, result, report, table.positions)
+                writer = Writer(conn, kind, run_id, bulk, known, twice, result, report, table.positions,
+                                exact or bool(twice))
                 try:
-                    if twice:  # a second pass (rare): in this process, holding the rows of those keys
+                    if twice:  # a third pass (rare): in this process, holding the rows of those keys
                         writer.run(events(table, kind, known, hold=writer), bar, report_progress, estimate)
                     else:
-                        with events_from(table, kind, known) as found:
+                        with events_from(table, kind, known, exact) as found:
                             writer.run(found, bar, report_progress, estimate)
                     break
                 except Twice as e:
-                    twice = e.args[0]
-                    logger.info("sync %s: %d keys given twice, the pass again without them", kind, len(twice))
+                    if e.args[0] is None:  # two keys of one hash: which keys, and whether they are equal
+                        exact = True
+                        logger.info("sync %s: keys of one hash, the pass again noting every key", kind)
+                    else:
+                        twice = e.args[0]
+                        logger.info("sync %s: %d keys given twice, the pass again without them", kind, len(twice))
                     conn.execute("ROLLBACK TO xnh_sync_rows")
                     result.rejected, result.reasons = 0, {}
                     report.restart()
@@ -270,8 +276,9 @@ def _analyze(conn, kind: str, result) -> None:
 class Writer:
     """One pass over the file's blocks: check, write, note keys, reject (see the module's docstring)."""
 
-    def __init__(self, conn, kind, run_id, bulk, known, twice, result, report, positions):
+    def __init__(self, conn, kind, run_id, bulk, known, twice, result, report, positions, exact=True):
         self.conn, self.kind, self.run_id, self.bulk, self.known = conn, kind, run_id, bulk, known
+        self.exact = exact  # every key noted in a TEMP table (else the reader compares hashes of them)
         self.twice = twice  # keys given twice, found by an earlier pass: their rows are rejected
         self.result, self.report, self.positions = result, report, positions
         self.valid = 0
@@ -290,12 +297,16 @@ class Writer:
         done = 0
         for event in found:
             if event[0] == "skip":
-                _, keys, n, digests = event
-                if not self.bulk:
+                _, keys, valid, n, digests = event
+                if not self.bulk and keys is not None:
                     self._note_keys(keys)
-                self.valid += len(keys)
+                self.valid += valid
                 self.skipped_blocks += len(digests)
                 self.clean.extend(digests)
+            elif event[0] == "keys":  # the reader's hashes of every key: two are equal
+                if event[1] and not self.exact:
+                    raise Twice(None)
+                continue
             else:
                 _, flat, width, lines, rejected, others, clean, n = event
                 self._write(flat, width, lines, rejected, others)
@@ -388,8 +399,9 @@ class Writer:
         结算单号 of another person) is written again row by row to find it."""
         for line, column, reason, cells in rejected:
             self._reject(line, column, reason, cells)
-        other_keys = [k for k, _ in others]
-        self._note_keys(other_keys if self.bulk or not width else _keys(self.kind, flat, width) + other_keys)
+        if self.exact:  # (bulk mode: the primary key finds good rows' keys given twice)
+            other_keys = [k for k, _ in others]
+            self._note_keys(other_keys if self.bulk or not width else _keys(self.kind, flat, width) + other_keys)
         if not width:
             return
         rows = len(flat) // width
