@@ -499,6 +499,14 @@ def block_keys(kind: str, block, positions: list[int], ranges=None) -> list:
     def take(seq):
         return seq if ranges is None else list(chain.from_iterable(seq[a:b] for a, b in ranges))
 
+    if block.split_later():  # not split into columns: the key cells alone, by one regular expression
+        if block.width < width:
+            return []
+        found = _key_cells(block.text if ranges is None else "\n".join(take(block.texts)), kind, positions)
+        if kind == "claims":
+            keys = list(map(_strip, found)) if block.spaced else found
+            return [k for k in keys if k] if "" in keys else keys
+        return [k for k in map(row_key, repeat(kind), found) if k is not None]
     if block.columns is not None:
         if block.width < width:
             return []
@@ -510,6 +518,32 @@ def block_keys(kind: str, block, positions: list[int], ranges=None) -> list:
                 if k is not None]
     keys = [row_key(kind, [cells[p] for p in positions]) for cells in take(block.rows) if len(cells) >= width]
     return [k for k in keys if k is not None]
+
+
+@functools.cache
+def _cells_re(positions: tuple) -> tuple[re.Pattern, re.Pattern]:
+    """Regular expressions whose groups are the cells at `positions` (ascending) of a line of a text with
+    no quote and as many cells on every line: of its first line (match), and of each line after a line
+    break (findall: searching for the break is the engine's fast literal scan, 3× a pattern anchored by ^)."""
+    body, at = "", 0
+    for i, p in enumerate(positions):
+        body += ("," if i else "") + f"(?:[^,\n]*,){{{p - at}}}([^,\n]*)"
+        at = p + 1
+    return re.compile(body), re.compile("\n" + body)
+
+
+def _key_cells(text: str, kind: str, positions: list[int]) -> list:
+    """The key cells of every line of `text` (a block's lines not split into columns): 结算单号, or
+    (年度, 参合证号)."""
+    want = positions[:len(KEYS[kind])]
+    first, after = _cells_re(tuple(sorted(want)))
+    head = first.match(text)
+    found = after.findall(text)
+    if head is not None:
+        found.insert(0, head.group(1) if len(want) == 1 else head.groups())
+    if len(want) == 1 or want == sorted(want):
+        return found
+    return [(b, a) for a, b in found]
 
 
 def value_keys(kind: str, values: list[tuple]) -> list:
