@@ -32,7 +32,7 @@ _CELL = "\x1f"
 _hash = hash  # of a key (str, or (year, 参合证号)): 64 bits, salted per process (the reader hashes them all)
 
 
-def events(table, kind: str, known: set, hold=None, exact: bool = True):
+def events(table, kind: str, known: set, hold=None, exact: bool = True, lazy: bool = False):
     """The file's blocks, checked: ("rows", flat, width, lines, rejected, others, clean digests, n) (flat:
     the good rows' values, row after row, `width` a row) and, for the parts of a block an earlier sync
     took in whole, first ("skip", keys, valid, n, digests) (valid: the rows with a key). `hold`, when
@@ -43,7 +43,8 @@ def events(table, kind: str, known: set, hold=None, exact: bool = True):
     ≈ 1.5 µs a key). Otherwise no key goes to the writer for that: every key (skipped parts, good rows,
     rejected rows) is hashed here (8 bytes a row) and the last event says whether two hashes are equal,
     ("keys", repeated); the writer then does the pass again exactly (a key given twice, or, about once in
-    10^11 files of a million rows, two keys of one hash)."""
+    10^11 files of a million rows, two keys of one hash). lazy: `flat` is a function giving (an
+    iterator of the values, width): the reader process joins them for the pipe with no list between."""
     checker = Checker()
     positions = table.positions
     seen = None if exact else array("q")
@@ -69,12 +70,12 @@ def events(table, kind: str, known: set, hold=None, exact: bool = True):
                     parts = _renumber(parts, list(chain.from_iterable(range(a, b) for a, b in ranges)))
         checked = check_block(checker, kind, block, positions)
         held = hold.hold(checked, block) if hold is not None else False
-        values = checked.values
         if seen is not None:
-            seen.extend(map(_hash, value_keys(kind, values)))
+            seen.extend(map(_hash, checked.keys(kind)))
             seen.extend(_hash(k) for k, _ in checked.others)
-        yield "rows", list(chain.from_iterable(values)), len(values[0]) if values else 0, checked.lines, \
-            checked.rejected, checked.others, [] if held else _clean(parts, block.lines, checked.rejected), n
+        flat, width = checked.flat()
+        yield "rows", checked.flat if lazy else list(flat), width, checked.lines, checked.rejected, \
+            checked.others, [] if held else _clean(parts, block.lines, checked.rejected), n
     if seen is not None:
         yield "keys", _repeated(seen)
 
@@ -139,7 +140,7 @@ def _child(table, kind, known, exact, send, receive, parent: int) -> None:
     _die_with_parent(parent)
     receive.close()
     try:
-        for event in events(table, kind, known, exact=exact):
+        for event in events(table, kind, known, exact=exact, lazy=True):
             send.send_bytes(_encode(event, kind))
         send.send_bytes(pickle.dumps(("done",)))
     except BrokenPipeError:
@@ -156,12 +157,16 @@ def _child(table, kind, known, exact, send, receive, parent: int) -> None:
 def _encode(event, kind: str) -> bytes:
     if event[0] != "rows":
         return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
-    _, flat, width, lines, rejected, others, clean, n = event
+    _, values, width, lines, rejected, others, clean, n = event  # values(): (an iterator of them, width)
     if kind == "enrollment" and width:
+        flat = list(values()[0])
         flat[0::width] = map(str, flat[0::width])
+    else:
+        flat = values()[0]
     text = _CELL.join(flat)  # every cell of every row, one C-level join
-    if text.count(_CELL) != max(0, len(flat) - 1):
-        return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)  # a cell holds the separator
+    if text.count(_CELL) != max(0, len(lines) * width - 1):  # a cell holds the separator: pickled
+        return pickle.dumps(("rows", list(values()[0]), width, lines, rejected, others, clean, n),
+                            protocol=pickle.HIGHEST_PROTOCOL)
     head = pickle.dumps((rejected, others, clean, n, width), protocol=pickle.HIGHEST_PROTOCOL)
     numbers = array("I", lines).tobytes()
     return (b"T" + len(head).to_bytes(4, "little") + head + len(numbers).to_bytes(4, "little") + numbers
