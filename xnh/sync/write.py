@@ -1,17 +1,21 @@
 """Writing checked rows in the import's one transaction.
 
+- Rows are written ROWS_PER_STATEMENT (128) to a statement, binding a slice of the block's flat list of
+  values; a statement that fails on one row is written again row by row to find it.
 - Bulk mode, when the table is empty (a county's first import): plain INSERTs; a key given twice in the
   file shows as the primary key's conflict. Claim history comes from one INSERT … SELECT at the end.
 - Upsert mode otherwise: an INSERT … ON CONFLICT DO UPDATE where the row's 更新时间 is newer and something
   differs; per-connection (TEMP) triggers write the claim history, count updates, refuse a 结算单号 that
-  would move to another member, and note the members an enrollment row touched. Every key of the file
-  goes into a TEMP table, which finds keys given twice.
+  would move to another member, and note the members an enrollment row touched. Keys given twice are
+  found by the reader, which hashes every key of the file (pipe.events); when two hashes are equal the
+  pass is done again with every key noted in a TEMP table (exact), which finds the keys given twice.
 - A key given twice (either way) undoes the pass (ROLLBACK TO its savepoint) and runs it again with those
   keys rejected, every row of them with all their line numbers: never half-applied.
 - Blocks (read.Block) whose digest an earlier sync recorded (every row of them imported, none rejected)
   are not checked or written again: their rows count as unchanged. Re-importing them could change
   nothing: a stored row only ever moves to a newer 更新时间, and a clean block stays clean as today moves
-  on. Only their keys are noted (a key in a skipped block may come again elsewhere in the file).
+  on. Only their keys are hashed (a key in a skipped block may come again elsewhere in the file, or in
+  another skipped block: the same part twice, or parts of two earlier imports).
 - members are derived from enrollments after the rows are in: each member's row of the newest 更新时间
   (the later 年度 on a tie), whatever the order of the file.
 - Secondary indexes are dropped and rebuilt around a load large next to its table; ANALYZE (sampled)
