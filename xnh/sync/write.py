@@ -3,7 +3,8 @@
 - Rows are written ROWS_PER_STATEMENT (128) to a statement, binding a slice of the block's flat list of
   values; a statement that fails on one row is written again row by row to find it.
 - Bulk mode, when the table is empty (a county's first import): plain INSERTs; a key given twice in the
-  file shows as the primary key's conflict. Claim history comes from one INSERT … SELECT at the end.
+  file shows as the primary key's conflict. Claim history comes from one INSERT … SELECT a block, after
+  its rows (while the reader checks the next block).
 - Upsert mode otherwise: an INSERT … ON CONFLICT DO UPDATE where the row's 更新时间 is newer and something
   differs; per-connection (TEMP) triggers write the claim history, count updates, refuse a 结算单号 that
   would move to another member, and note the members an enrollment row touched. Keys given twice are
@@ -103,8 +104,10 @@ def _statement(kind: str, bulk: bool, members: bool, rows: int) -> str:
     return _upsert_sql("enrollments", cols, ("year", "member_id"), values)
 
 
+# bulk mode: each block's claims into the history as soon as they are in (the writer waits for the reader
+# anyway), in the order they were inserted
 _BULK_HISTORY = ("INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id) "
-                 "SELECT claim_id, NULL, status, updated_at, ? FROM claims ORDER BY rowid")
+                 "SELECT claim_id, NULL, status, updated_at, ? FROM claims WHERE rowid > ? ORDER BY rowid")
 # each touched member's newest enrollment row (SQLite: the bare columns come from the row holding the max)
 _MEMBERS_FROM = """
 INSERT INTO members ({cols})
@@ -286,6 +289,7 @@ class Writer:
         self.twice = twice  # keys given twice, found by an earlier pass: their rows are rejected
         self.result, self.report, self.positions = result, report, positions
         self.valid = 0
+        self.history_top = _top(conn, "claims") if bulk and kind == "claims" else 0  # claims in the history
         self.skipped_blocks = 0
         self.clean: list = []  # digests of blocks imported without a rejection
         self.conflicts: set = set()  # keys found twice by the primary key (bulk mode)
@@ -421,6 +425,9 @@ class Writer:
             self.valid += ROWS_PER_STATEMENT
         if whole < rows:
             self._one_by_one(flat, width, lines, whole, rows)
+        if self.bulk and self.kind == "claims":
+            self.conn.execute(_BULK_HISTORY, [self.run_id, self.history_top])
+            self.history_top = _top(self.conn, "claims")
 
     def _one_by_one(self, flat, width, lines, first: int, end: int) -> None:
         """Rows first..end-1 of `flat`, a statement each (executemany), rejecting a row that fails."""
@@ -466,8 +473,6 @@ class Writer:
         conn = self.conn
         conn.execute(f"PRAGMA cache_size = -{SORT_CACHE_KIB}")
         conn.execute("PRAGMA shrink_memory")
-        if self.bulk and self.kind == "claims":
-            conn.execute(_BULK_HISTORY, [self.run_id])
         if self.kind == "enrollment":
             self._members()  # before the indexes of members are built again (not updated row by row)
         if saved_indexes:
