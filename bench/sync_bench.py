@@ -12,7 +12,9 @@ dates over the year, names and ID numbers of rows/4 members), then, alternating,
   sqlite3 process on a fresh WAL database: no checks, no history, no conversion;
 - `python -m xnh sync claims FILE --no-progress` into a fresh database (XNH_DB), as a subprocess, while
   a sampler adds up the resident memory of the process and its children (the reader process) every 20 ms;
-- `xnh sync claims FILE` again into the loaded database (every row unchanged).
+- `xnh sync claims FILE` again into the loaded database (every row unchanged);
+- `xnh sync claims CHANGED` into it, CHANGED being FILE with --changed rows (1,000) changed at random
+  places (a newer 更新时间 and another 姓名), as a county's next export would be.
 Prints the best time of each over the rounds, the ratio, and the peak memory. Needs the sqlite3 CLI:
 `apt-get install -y sqlite3` (installed here when missing). Figures: bench/SYNC_RESULTS.md.
 """
@@ -71,6 +73,18 @@ def generate(path: Path, rows: int, seed: int = 1) -> None:
                         "缺少转诊证明" if status == "未通过" else "",
                         f"2026-{month + 1:02d}-{day:02d}" if status == "已拨付" else "",
                         "一卡通" if status == "已拨付" else "", f"2026-{month + 1:02d}-{day:02d}T09:00:00"])
+
+
+def changed_copy(data: Path, out: Path, n: int, seed: int = 7) -> None:
+    """`data` with `n` of its rows changed at random places (a newer 更新时间, another 姓名)."""
+    r = random.Random(seed)
+    lines = data.read_bytes().split(b"\n")
+    for i in r.sample(range(1, len(lines) - 1), n):
+        cells = next(csv.reader([lines[i].decode("utf-8")]))
+        cells[2] += "某"
+        cells[16] = "2026-12-28T10:00:00"
+        lines[i] = ",".join(cells).encode("utf-8")
+    out.write_bytes(b"\n".join(lines))
 
 
 def _yuan(fen: int) -> str:
@@ -144,6 +158,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--keep", help="work in this directory and keep the files")
+    ap.add_argument("--changed", type=int, default=1000, help="rows changed for the last re-sync")
     args = ap.parse_args()
     sqlite3_exe = ensure_sqlite3()
     xnh = [sys.executable, "-m", "xnh"]
@@ -154,11 +169,14 @@ def main() -> None:
         t = time.perf_counter()
         generate(data, args.rows)
         print(f"generated {data} ({data.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s")
+    changed = work / f"claims_{args.rows}_changed{args.changed}.csv"
+    if not changed.exists():
+        changed_copy(data, changed, args.changed)
     env = dict(os.environ, XNH_TODAY="2026-12-31",  # the generated dates run to 2026-12-20
                PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH")])))
-    best = {"import": None, "import16": None, "sync": None, "resync": None}
-    peaks = {"sync": 0, "resync": 0}
+    best = {"import": None, "import16": None, "sync": None, "resync": None, "changed": None}
+    peaks = {"sync": 0, "resync": 0, "changed": 0}
     lines = {}
     for round_ in range(args.rounds):
         cli_db, xnh_db = work / "cli.db", work / "xnh.db"
@@ -178,13 +196,15 @@ def main() -> None:
         best["import16"] = min(s, best["import16"] or s)
         fresh(xnh_db)
         env["XNH_DB"] = str(xnh_db)
-        for key in ("sync", "resync"):
-            s, kib, out = timed(xnh + ["sync", "claims", str(data), "--no-progress"], env=env)
+        for key in ("sync", "resync", "changed"):
+            s, kib, out = timed(xnh + ["sync", "claims", str(changed if key == "changed" else data), "--no-progress"],
+                                env=env)
             best[key] = min(s, best[key] or s)
             peaks[key] = max(peaks[key], kib)
             lines[key] = out.strip().splitlines()[-1]
         print(f"round {round_ + 1}: .import {best['import']:.2f}s  sync {best['sync']:.2f}s  "
-              f"re-sync {best['resync']:.2f}s  (best so far)  load average {os.getloadavg()[0]:.2f}", flush=True)
+              f"re-sync {best['resync']:.2f}s  {args.changed} changed {best['changed']:.2f}s  (best so far)  "
+              f"load average {os.getloadavg()[0]:.2f}", flush=True)
     print(f"rows: {args.rows}   machine: {describe()}")
     print(f"sqlite3 .import (keyed table, indexes after): {best['import']:.2f}s   "
           f"(with 16 KiB pages as xnh's county file: {best['import16']:.2f}s)")
@@ -193,6 +213,8 @@ def main() -> None:
           f"peak {peaks['sync'] / 1024:.0f} MB   [{lines['sync']}]")
     print(f"xnh sync, same file again:    {best['resync']:.2f}s  = {best['resync'] / best['import']:.2f}x .import   "
           f"peak {peaks['resync'] / 1024:.0f} MB   [{lines['resync']}]")
+    print(f"xnh sync, {args.changed} rows changed: {best['changed']:.2f}s  = {best['changed'] / best['sync']:.2f} of a first "
+          f"load   peak {peaks['changed'] / 1024:.0f} MB   [{lines['changed']}]")
     if not args.keep:
         shutil.rmtree(work)
 

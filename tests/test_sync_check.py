@@ -80,7 +80,7 @@ def _columns_block(rows):
     """The same rows as the CSV reader gives a block whose lines all have 17 cells: by column."""
     block = _block(rows)
     return Block(rows=None, lines=block.lines, texts=[",".join(r) for r in rows], spaced=block.spaced,
-                 columns=[list(c) for c in zip(*rows)], width=17)
+                 cols=[list(c) for c in zip(*rows)], width=17)
 
 
 def _by_block(check, rows, by_columns=False):
@@ -136,3 +136,34 @@ def test_money_greater_is_decimal_comparison(a, b):
     """On amounts as _Checker.amount writes them (str of to_money), it is Decimal's >."""
     a, b = str(to_money(a)), str(to_money(b))
     assert sync.money_greater(a, b) is (Decimal(a) > Decimal(b))
+
+
+_KEY_CELL = st.sampled_from(["", "2026", " 2025", "２０２６", "BC1", "HH1-01", "HH1-01\u3000", "王", "20x6"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 5).flatmap(lambda width: st.tuples(
+    st.lists(st.lists(_KEY_CELL, min_size=width, max_size=width), min_size=1, max_size=6),
+    st.permutations(range(width)), st.booleans())))
+def test_keys_of_a_block_skipped_whole_are_read_as_from_its_columns(case):
+    """A block a re-sync skips whole gives its keys by one regular expression over its text (never split
+    into columns): the same keys, in the same order, as from its columns, for either kind and wherever
+    the export puts its columns."""
+    rows, positions, spaced = case
+    texts = [",".join(r) for r in rows]
+
+    def block():
+        return Block(rows=[], lines=list(range(2, 2 + len(rows))), texts=texts, spaced=spaced,
+                     width=len(rows[0]), text="\n".join(texts))
+
+    split = block()
+    assert split.columns is not None and not split.split_later()
+    some = [(0, 1), (len(rows) // 2, len(rows))]
+    for kind in ("claims", "enrollment"):
+        for ranges in (None, some):
+            whole = block()
+            assert (sync.block_keys(kind, whole, list(positions), ranges)
+                    == sync.block_keys(kind, split, list(positions), ranges))
+            assert whole.split_later()  # the keys were read without splitting the block
+        part = block().only(some)
+        assert part.split_later() and part.columns == split.only(some).columns

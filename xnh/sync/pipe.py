@@ -1,13 +1,20 @@
 """Reading and checking in a forked process while this one writes to SQLite (the GIL would serialise
-threads, and the two halves take about as long).
+threads; the reading and checking half is the longer: ≈ 5.5 µs a row against the writer's ≈ 3).
 
 What goes through the pipe is cheap to make and to take apart: a block's good rows as one text (every
-cell joined by \\x1f, row after row: one join here, one split and a slice per column there, no Python
-call per row on either side; pickling a million tuples costs twice the checking), their line numbers as
-an array, and the few rejected rows pickled. A block whose cells hold the separator goes pickled whole.
+cell joined by \\x1f, row after row, straight from the checked columns: one join here, one split there,
+no Python call per row on either side; pickling a million tuples costs twice the checking), their line
+numbers as an array, and the few rejected rows pickled. The writer binds slices of that one split's list
+(no tuple per row). A block whose cells hold the separator goes pickled whole.
 
-    with events_from(table, kind, known) as events:    # ("rows", values, lines, rejected, others, clean, n)
-        for event in events: ...                       # or ("skip", keys, n, digests)
+Tried and dropped: handing a block over unchecked whenever the writer had taken the last one at once, for
+the writer to check (it waits for the reader about a third of the time): slower on this shared machine
+(14.8–16.2 s against 13.7–14.2 s at 1M claims, load average ≈ 3: the two processes already share two
+busy vCPUs, and the writer then pays numpy and cold caches).
+
+    with events_from(table, kind, known, exact) as events:  # ("rows", flat, width, lines, rejected, others,
+        for event in events: ...                           # clean, n), ("skip", keys, valid, n, digests),
+                                                           # last ("keys", repeated) unless exact
 """
 from __future__ import annotations
 
@@ -21,21 +28,31 @@ import sys
 from array import array
 from itertools import chain
 
-from .check import Checker, block_keys, check_block
+from .check import Checker, block_keys, check_block, value_keys
 from .read import SyncError
 
 PARALLEL_MIN_BYTES = 4 << 20  # files this large are read and checked in a second process
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _CELL = "\x1f"
+_hash = hash  # of a key (str, or (year, 参合证号)): 64 bits, salted per process (the reader hashes them all)
 
 
-def events(table, kind: str, known: set, hold=None):
-    """The file's blocks, checked: ("rows", values, lines, rejected, others, clean digests, n) and, for
-    the parts of a block an earlier sync took in whole, first ("skip", keys, n, digests). `hold`, when
+def events(table, kind: str, known: set, hold=None, exact: bool = True, lazy: bool = False):
+    """The file's blocks, checked: ("rows", flat, width, lines, rejected, others, clean digests, n) (flat:
+    the good rows' values, row after row, `width` a row) and, for the parts of a block an earlier sync
+    took in whole, first ("skip", keys, valid, n, digests) (valid: the rows with a key). `hold`, when
     given, is the Writer of a second pass: its hold(checked, block) takes out the rows of keys given twice
-    and says whether it took any; twice_in(keys) keeps a part holding such a key from being skipped."""
+    and says whether it took any; twice_in(keys) keeps a part holding such a key from being skipped.
+
+    exact: the skipped parts' keys go to the writer, which notes every key of the file (a TEMP table,
+    ≈ 1.5 µs a key). Otherwise no key goes to the writer for that: every key (skipped parts, good rows,
+    rejected rows) is hashed here (8 bytes a row) and the last event says whether two hashes are equal,
+    ("keys", repeated); the writer then does the pass again exactly (a key given twice, or, about once in
+    10^11 files of a million rows, two keys of one hash). lazy: `flat` is a function giving (an
+    iterator of the values, width): the reader process joins them for the pipe with no list between."""
     checker = Checker()
     positions = table.positions
+    seen = None if exact else array("q")
     for block in table.blocks():
         n = len(block.lines) + len(block.errors)
         parts = block.parts or []
@@ -46,7 +63,9 @@ def events(table, kind: str, known: set, hold=None):
                 keys = block_keys(kind, block, positions, None if whole else [(a, b) for a, b, _ in skipped])
                 if hold is None or not hold.twice_in(keys):
                     count = sum(b - a for a, b, _ in skipped)
-                    yield "skip", keys, count, [d for _, _, d in skipped]
+                    if seen is not None:
+                        seen.extend(map(_hash, keys))
+                    yield "skip", keys if seen is None else None, len(keys), count, [d for _, _, d in skipped]
                     if whole:
                         continue
                     n -= count
@@ -56,8 +75,25 @@ def events(table, kind: str, known: set, hold=None):
                     parts = _renumber(parts, list(chain.from_iterable(range(a, b) for a, b in ranges)))
         checked = check_block(checker, kind, block, positions)
         held = hold.hold(checked, block) if hold is not None else False
-        yield "rows", checked.values, checked.lines, checked.rejected, checked.others, \
-            [] if held else _clean(parts, block.lines, checked.rejected), n
+        if seen is not None:
+            seen.extend(map(_hash, checked.keys(kind)))
+            seen.extend(_hash(k) for k, _ in checked.others)
+        flat, width = checked.flat()
+        yield "rows", checked.flat if lazy else list(flat), width, checked.lines, checked.rejected, \
+            checked.others, [] if held else _clean(parts, block.lines, checked.rejected), n
+    if seen is not None:
+        yield "keys", _repeated(seen)
+
+
+def _repeated(hashes: array) -> bool:
+    """Whether two of `hashes` are equal (sorted in place by numpy when many: 8 bytes a key, no copy)."""
+    if len(hashes) < 100_000:
+        return len(set(hashes)) < len(hashes)
+    import numpy as np  # the reader process has it already (check.valid_ids)
+
+    a = np.frombuffer(hashes, dtype=np.int64)
+    a.sort()
+    return bool((a[1:] == a[:-1]).any())
 
 
 def _renumber(parts, kept: list[int]) -> list:
@@ -77,7 +113,7 @@ def _clean(parts, lines: list[int], rejected: list) -> list:
 
 
 @contextlib.contextmanager
-def events_from(table, kind: str, known: set):
+def events_from(table, kind: str, known: set, exact: bool = True):
     """events(), from a forked process for a large CSV file, else from this one."""
     try:
         size = table.path.stat().st_size
@@ -85,11 +121,11 @@ def events_from(table, kind: str, known: set):
         size = 0
     if (size < PARALLEL_MIN_BYTES or table.encoding == "xlsx"
             or "fork" not in multiprocessing.get_all_start_methods()):
-        yield events(table, kind, known)
+        yield events(table, kind, known, exact=exact)
         return
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(table, kind, known, send, receive, os.getpid()), daemon=True)
+    proc = ctx.Process(target=_child, args=(table, kind, known, exact, send, receive, os.getpid()), daemon=True)
     proc.start()
     send.close()
     table.close()  # the child goes on with its own copy of the open file
@@ -102,14 +138,14 @@ def events_from(table, kind: str, known: set):
         proc.join()
 
 
-def _child(table, kind, known, send, receive, parent: int) -> None:
+def _child(table, kind, known, exact, send, receive, parent: int) -> None:
     """The forked reader: dies with its parent (a killed `xnh sync` leaves no reader behind, blocked on a
     pipe and holding the database open), and keeps only its own end of the pipe, so that a writer that
     is gone shows as a broken pipe."""
     _die_with_parent(parent)
     receive.close()
     try:
-        for event in events(table, kind, known):
+        for event in events(table, kind, known, exact=exact, lazy=True):
             send.send_bytes(_encode(event, kind))
         send.send_bytes(pickle.dumps(("done",)))
     except BrokenPipeError:
@@ -126,13 +162,16 @@ def _child(table, kind, known, send, receive, parent: int) -> None:
 def _encode(event, kind: str) -> bytes:
     if event[0] != "rows":
         return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
-    _, values, lines, rejected, others, clean, n = event
-    if kind == "enrollment":
-        values = [(str(v[0]), *v[1:]) for v in values]
-    width = len(values[0]) if values else 0
-    text = _CELL.join(chain.from_iterable(values))  # every cell in a row, one C-level join
-    if text.count(_CELL) != max(0, len(values) * width - 1):
-        return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)  # a cell holds the separator
+    _, values, width, lines, rejected, others, clean, n = event  # values(): (an iterator of them, width)
+    if kind == "enrollment" and width:
+        flat = list(values()[0])
+        flat[0::width] = map(str, flat[0::width])
+    else:
+        flat = values()[0]
+    text = _CELL.join(flat)  # every cell of every row, one C-level join
+    if text.count(_CELL) != max(0, len(lines) * width - 1):  # a cell holds the separator: pickled
+        return pickle.dumps(("rows", list(values()[0]), width, lines, rejected, others, clean, n),
+                            protocol=pickle.HIGHEST_PROTOCOL)
     head = pickle.dumps((rejected, others, clean, n, width), protocol=pickle.HIGHEST_PROTOCOL)
     numbers = array("I", lines).tobytes()
     return (b"T" + len(head).to_bytes(4, "little") + head + len(numbers).to_bytes(4, "little") + numbers
@@ -151,10 +190,8 @@ def _decode(data: bytes, kind: str):
     lines.frombytes(data[at + 4:at + 4 + size])
     text = data[at + 4 + size:].decode("utf-8", "surrogatepass")
     if not text or not width:
-        return "rows", [], [], rejected, others, clean, n
-    flat = text.split(_CELL)
-    values = list(zip(*[flat[i::width] for i in range(width)]))
-    return "rows", values, lines.tolist(), rejected, others, clean, n
+        return "rows", [], 0, [], rejected, others, clean, n
+    return "rows", text.split(_CELL), width, lines.tolist(), rejected, others, clean, n
 
 
 def _received(receive, kind: str):

@@ -39,7 +39,7 @@ MAX_LINE_BYTES = 64 << 10  # one row of an export is about 200 bytes
 READ_BYTES = 1 << 20
 BLOCK_MASK = 0x7FF  # a block ends after a line whose CRC-32 has these bits 0: 2,048 lines on average
 MAX_BLOCK_LINES = 16_384
-PART_MASK = 0x7F  # a part (the unit a re-sync skips) ends likewise: 128 lines on average
+PART_MASK = 0x3F  # a part (the unit a re-sync skips) ends likewise: 64 lines on average
 # cells are stripped of these (the same set on every path, so that a fast and a slow check agree)
 STRIP = " \t\r\u3000\xa0"
 _SPACES = {"utf-8": (b" ", b"\t", b"\r", "\u3000".encode(), "\xa0".encode()),
@@ -66,8 +66,21 @@ class Block:
     errors: list = field(default_factory=list)
     spaced: bool = True
     parts: list | None = None  # [(start, end, digest)]: the block's parts, by record index (no errors only)
-    columns: list | None = None  # the cells by column, when every line has as many (rows is then None)
+    cols: list | None = None  # the cells by column, when every line has as many (rows is then None)
     width: int = 0  # the cells of each line, with columns
+    text: str | None = None  # those lines as one text, split into columns when they are first asked for
+
+    @property
+    def columns(self) -> list | None:
+        """The cells by column (split on first use: a block a re-sync skips whole needs its keys alone)."""
+        if self.cols is None and self.text is not None:
+            flat = self.text.replace("\n", ",").split(",")
+            self.cols, self.text = [flat[i::self.width] for i in range(self.width)], None
+        return self.cols
+
+    def split_later(self) -> bool:
+        """Whether the cells are one text not yet split into columns (every line as many cells, no quote)."""
+        return self.text is not None
 
     def cells(self, i: int) -> list[str]:
         """The cells of record i."""
@@ -78,9 +91,13 @@ class Block:
         def take(seq):
             return list(chain.from_iterable(seq[a:b] for a, b in ranges))
 
+        if self.split_later():  # those lines alone are split, when checked
+            texts = take(self.texts)
+            return Block(rows=[], lines=take(self.lines), texts=texts, spaced=self.spaced, width=self.width,
+                         text="\n".join(texts))
         return Block(rows=take(self.rows) if self.columns is None else [], lines=take(self.lines),
                      texts=take(self.texts), spaced=self.spaced, width=self.width,
-                     columns=None if self.columns is None else [take(c) for c in self.columns])
+                     cols=None if self.columns is None else [take(c) for c in self.columns])
 
 
 def _detect_encoding(path: Path) -> str:
@@ -260,8 +277,10 @@ class CsvSource:
         if b"\r" in data:
             data = data.translate(None, b"\r")  # CRLF line ends (a CR inside a cell goes too)
         block.spaced = any(s[:1] in data and s in data for s in self.spaces)  # memchr first: fast
+        whole = None
         try:
-            texts = data.decode(self.codec).split("\n")
+            whole = data.decode(self.codec)
+            texts = whole.split("\n")
         except UnicodeDecodeError:
             texts = []
             for number, raw in zip(numbers, raws):
@@ -274,9 +293,8 @@ class CsvSource:
         if b'"' not in data and None not in texts:
             counts = set(map(str.count, texts, repeat(",")))
             if len(counts) == 1:  # as many cells on every line: split once, columns by slicing
-                width = counts.pop() + 1
-                flat = "\n".join(texts).replace("\n", ",").split(",") if len(texts) > 1 else texts[0].split(",")
-                block.columns, block.width = [flat[i::width] for i in range(width)], width
+                block.width = counts.pop() + 1
+                block.text = whole if whole is not None else "\n".join(texts)  # split into columns when asked
                 block.lines, block.texts = numbers, texts
                 return block
             rows = [t.split(",") for t in texts]

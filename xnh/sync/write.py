@@ -1,17 +1,22 @@
 """Writing checked rows in the import's one transaction.
 
+- Rows are written ROWS_PER_STATEMENT (128) to a statement, binding a slice of the block's flat list of
+  values; a statement that fails on one row is written again row by row to find it.
 - Bulk mode, when the table is empty (a county's first import): plain INSERTs; a key given twice in the
-  file shows as the primary key's conflict. Claim history comes from one INSERT … SELECT at the end.
+  file shows as the primary key's conflict. Claim history comes from one INSERT … SELECT a block, after
+  its rows (while the reader checks the next block).
 - Upsert mode otherwise: an INSERT … ON CONFLICT DO UPDATE where the row's 更新时间 is newer and something
   differs; per-connection (TEMP) triggers write the claim history, count updates, refuse a 结算单号 that
-  would move to another member, and note the members an enrollment row touched. Every key of the file
-  goes into a TEMP table, which finds keys given twice.
+  would move to another member, and note the members an enrollment row touched. Keys given twice are
+  found by the reader, which hashes every key of the file (pipe.events); when two hashes are equal the
+  pass is done again with every key noted in a TEMP table (exact), which finds the keys given twice.
 - A key given twice (either way) undoes the pass (ROLLBACK TO its savepoint) and runs it again with those
   keys rejected, every row of them with all their line numbers: never half-applied.
 - Blocks (read.Block) whose digest an earlier sync recorded (every row of them imported, none rejected)
   are not checked or written again: their rows count as unchanged. Re-importing them could change
   nothing: a stored row only ever moves to a newer 更新时间, and a clean block stays clean as today moves
-  on. Only their keys are noted (a key in a skipped block may come again elsewhere in the file).
+  on. Only their keys are hashed (a key in a skipped block may come again elsewhere in the file, or in
+  another skipped block: the same part twice, or parts of two earlier imports).
 - members are derived from enrollments after the rows are in: each member's row of the newest 更新时间
   (the later 年度 on a tie), whatever the order of the file.
 - Secondary indexes are dropped and rebuilt around a load large next to its table; ANALYZE (sampled)
@@ -50,9 +55,6 @@ KEY_WORDS = {"claims": "结算单号", "enrollment": "参合证号"}
 _CLAIM_COLS = ["claim_id", "member_id", "household_id", "name", "id_number", "visit_type", "hospital", "level",
                "admitted", "discharged", "total", "eligible", "reimbursed", "status", "reject_reason", "paid_date",
                "paid_channel", "updated_at"]
-# household_id: the member's household when the member is known, else 参合证号 before the '-' (?3)
-_CLAIM_VALUES = ("?1, ?2, COALESCE((SELECT household_id FROM members WHERE member_id = ?2), ?3), "
-                 + ", ".join(f"?{i}" for i in range(4, 19)))
 _ENROLLMENT_COLS = ["year", "member_id", "household_id", "name", "sex", "id_number", "relation", "phone",
                     "township", "village", "category", "paid_amount", "paid_date", "status", "updated_at"]
 _MEMBER_COLS = ["member_id", "household_id", "name", "sex", "id_number", "relation", "phone", "township",
@@ -62,25 +64,50 @@ _MEMBER_COLS = ["member_id", "household_id", "name", "sex", "id_number", "relati
 def _upsert_sql(table: str, columns: list[str], key: tuple[str, ...], values: str) -> str:
     """INSERT, or UPDATE when the row's 更新时间 is newer and something differs."""
     rest = [c for c in columns if c not in key]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
             f"ON CONFLICT({', '.join(key)}) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in rest)
             + f" WHERE excluded.updated_at > {table}.updated_at AND ("
             + " OR ".join(f"{table}.{c} IS NOT excluded.{c}" for c in rest if c != "updated_at") + ")")
 
 
-_CLAIM_INSERT = f"INSERT INTO claims ({', '.join(_CLAIM_COLS)}) VALUES ({_CLAIM_VALUES})"
-# no member known yet (claims synced before any enrollment): no look-up per row
-_CLAIM_INSERT_NO_MEMBERS = f"INSERT INTO claims ({', '.join(_CLAIM_COLS)}) VALUES ({', '.join('?' * 18)})"
-# a 结算单号 never moves to another person: such a row is rejected (trigger), whatever its 更新时间
-_CLAIM_UPSERT = _upsert_sql("claims", _CLAIM_COLS, ("claim_id",), _CLAIM_VALUES).replace(
-    " WHERE excluded.updated_at", " WHERE claims.member_id IS NOT excluded.member_id OR excluded.updated_at", 1)
-_ENROLLMENT_INSERT = (f"INSERT INTO enrollments ({', '.join(_ENROLLMENT_COLS)}) "
-                      f"VALUES ({', '.join('?' * len(_ENROLLMENT_COLS))})")
-_ENROLLMENT_UPSERT = _upsert_sql("enrollments", _ENROLLMENT_COLS, ("year", "member_id"),
-                                 ", ".join("?" * len(_ENROLLMENT_COLS)))
+# Rows are written ROWS_PER_STATEMENT at a time: one statement binds a slice of the block's flat list of
+# values (the pipe's one split, no tuple per row), so a statement's per-row cost (reset, step, Python's
+# loop) is paid once per ROWS_PER_STATEMENT rows. (Measured: INSERT … SELECT value->>0, … FROM json_each(?)
+# of a block's JSON costs 4× an executemany: every value is parsed again from its row's JSON.)
+ROWS_PER_STATEMENT = 128
+
+
+def _row_values(n: int, at: int, members: bool) -> str:
+    """One row's VALUES of n columns, its parameters numbered from at + 1; a claim's household (the third
+    value) is the member's household when the member is known, else 参合证号 before the '-'."""
+    marks = [f"?{at + i}" for i in range(1, n + 1)]
+    if members:
+        marks[2] = f"COALESCE((SELECT household_id FROM members WHERE member_id = ?{at + 2}), ?{at + 3})"
+    return "(" + ", ".join(marks) + ")"
+
+
+def _statement(kind: str, bulk: bool, members: bool, rows: int) -> str:
+    """The INSERT (bulk) or upsert of `rows` rows of `kind`; `members`: look each claim's household up
+    (no look-up while no member is known)."""
+    cols = _CLAIM_COLS if kind == "claims" else _ENROLLMENT_COLS
+    n = len(cols)
+    values = ", ".join(_row_values(n, j * n, members and kind == "claims") for j in range(rows))
+    if kind == "claims":
+        if bulk:
+            return f"INSERT INTO claims ({', '.join(cols)}) VALUES {values}"
+        # a 结算单号 never moves to another person: such a row is rejected (trigger), whatever its 更新时间
+        return _upsert_sql("claims", cols, ("claim_id",), values).replace(
+            " WHERE excluded.updated_at", " WHERE claims.member_id IS NOT excluded.member_id OR excluded.updated_at", 1)
+    if bulk:
+        return f"INSERT INTO enrollments ({', '.join(cols)}) VALUES {values}"
+    return _upsert_sql("enrollments", cols, ("year", "member_id"), values)
+
+
+# bulk mode: each block's claims into the history as soon as they are in (the writer waits for the reader
+# anyway), in the order they were inserted
 _BULK_HISTORY = ("INSERT INTO claim_history (claim_id, old_status, status, changed_at, sync_run_id) "
-                 "SELECT claim_id, NULL, status, updated_at, ? FROM claims ORDER BY rowid")
+                 "SELECT claim_id, NULL, status, updated_at, ? FROM claims WHERE rowid > ? ORDER BY rowid")
 # each touched member's newest enrollment row (SQLite: the bare columns come from the row holding the max)
 _MEMBERS_FROM = """
 INSERT INTO members ({cols})
@@ -102,6 +129,13 @@ _TOUCHED = "_xnh_sync_touched"
 _TWICE = "_xnh_sync_twice"
 _TRIGGERS = ("_xnh_sync_claim_ins", "_xnh_sync_claim_upd", "_xnh_sync_claim_member", "_xnh_sync_count",
              "_xnh_sync_touch_ins", "_xnh_sync_touch_upd")
+
+
+def _keys(kind: str, flat: list, width: int) -> list:
+    """The keys of rows given as one flat list of values (as value_keys gives them)."""
+    if kind == "claims":
+        return flat[0::width]
+    return list(zip(map(int, flat[0::width]), flat[1::width]))
 
 
 class Twice(Exception):
@@ -191,18 +225,24 @@ def import_rows(db: Database, kind: str, path, table, result, report, progress) 
             saved_indexes = _drop_indexes(conn, (main, other)) if estimate > 2 * top else []
             conn.execute("SAVEPOINT xnh_sync_rows")
             twice: set = set()
+            exact = bulk  # an upsert pass first finds keys given twice by their hashes (pipe.events)
             while True:
-                writer = Writer(conn, kind, run_id, bulk, known, twice, result, report, table.positions)
+                writer = Writer(conn, kind, run_id, bulk, known, twice, result, report, table.positions,
+                                exact or bool(twice))
                 try:
-                    if twice:  # a second pass (rare): in this process, holding the rows of those keys
+                    if twice:  # a third pass (rare): in this process, holding the rows of those keys
                         writer.run(events(table, kind, known, hold=writer), bar, report_progress, estimate)
                     else:
-                        with events_from(table, kind, known) as found:
+                        with events_from(table, kind, known, exact) as found:
                             writer.run(found, bar, report_progress, estimate)
                     break
                 except Twice as e:
-                    twice = e.args[0]
-                    logger.info("sync %s: %d keys given twice, the pass again without them", kind, len(twice))
+                    if e.args[0] is None:  # two keys of one hash: which keys, and whether they are equal
+                        exact = True
+                        logger.info("sync %s: keys of one hash, the pass again noting every key", kind)
+                    else:
+                        twice = e.args[0]
+                        logger.info("sync %s: %d keys given twice, the pass again without them", kind, len(twice))
                     conn.execute("ROLLBACK TO xnh_sync_rows")
                     result.rejected, result.reasons = 0, {}
                     report.restart()
@@ -243,35 +283,41 @@ def _analyze(conn, kind: str, result) -> None:
 class Writer:
     """One pass over the file's blocks: check, write, note keys, reject (see the module's docstring)."""
 
-    def __init__(self, conn, kind, run_id, bulk, known, twice, result, report, positions):
+    def __init__(self, conn, kind, run_id, bulk, known, twice, result, report, positions, exact=True):
         self.conn, self.kind, self.run_id, self.bulk, self.known = conn, kind, run_id, bulk, known
+        self.exact = exact  # every key noted in a TEMP table (else the reader compares hashes of them)
         self.twice = twice  # keys given twice, found by an earlier pass: their rows are rejected
         self.result, self.report, self.positions = result, report, positions
         self.valid = 0
+        self.history_top = _top(conn, "claims") if bulk and kind == "claims" else 0  # claims in the history
         self.skipped_blocks = 0
         self.clean: list = []  # digests of blocks imported without a rejection
         self.conflicts: set = set()  # keys found twice by the primary key (bulk mode)
         self._levels = {key: entry["name"] for key, entry in levels().items()}
         _install_temp(conn, kind, run_id, bulk)
-        self.insert = {("claims", True): _CLAIM_INSERT, ("claims", False): _CLAIM_UPSERT,
-                       ("enrollment", True): _ENROLLMENT_INSERT, ("enrollment", False): _ENROLLMENT_UPSERT}[kind, bulk]
-        if self.insert is _CLAIM_INSERT and not conn.execute("SELECT EXISTS (SELECT 1 FROM members)").fetchone()[0]:
-            self.insert = _CLAIM_INSERT_NO_MEMBERS
+        members = not (bulk and kind == "claims") or conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM members)").fetchone()[0]
+        self.insert = _statement(kind, bulk, members, ROWS_PER_STATEMENT)
+        self.insert_one = _statement(kind, bulk, members, 1)
 
     def run(self, found, bar=None, report_progress=None, estimate=0) -> None:
         """Write the events of pipe.events(): blocks checked, or skipped."""
         done = 0
         for event in found:
             if event[0] == "skip":
-                _, keys, n, digests = event
-                if not self.bulk:
+                _, keys, valid, n, digests = event
+                if not self.bulk and keys is not None:
                     self._note_keys(keys)
-                self.valid += len(keys)
+                self.valid += valid
                 self.skipped_blocks += len(digests)
                 self.clean.extend(digests)
+            elif event[0] == "keys":  # the reader's hashes of every key: two are equal
+                if event[1] and not self.exact:
+                    raise Twice(None)
+                continue
             else:
-                _, values, lines, rejected, others, clean, n = event
-                self._write(values, lines, rejected, others)
+                _, flat, width, lines, rejected, others, clean, n = event
+                self._write(flat, width, lines, rejected, others)
                 self.clean.extend(clean)
             done += n
             if bar is not None:
@@ -355,34 +401,60 @@ class Writer:
         reasons[key] = reasons.get(key, 0) + 1
         self.result.rejected += 1
 
-    def _write(self, values, lines, rejected, others) -> None:
+    def _write(self, flat, width, lines, rejected, others) -> None:
+        """Reject the block's bad rows, write its good ones (`flat`: their values row after row, `width` a
+        row), ROWS_PER_STATEMENT a statement; a statement that fails on a row (a key twice in bulk mode, a
+        结算单号 of another person) is written again row by row to find it."""
         for line, column, reason, cells in rejected:
             self._reject(line, column, reason, cells)
-        other_keys = [k for k, _ in others]
-        self._note_keys(other_keys if self.bulk else value_keys(self.kind, values) + other_keys)
-        start = 0
-        while start < len(values):
+        if self.exact:  # (bulk mode: the primary key finds good rows' keys given twice)
+            other_keys = [k for k, _ in others]
+            self._note_keys(other_keys if self.bulk or not width else _keys(self.kind, flat, width) + other_keys)
+        if not width:
+            return
+        rows = len(flat) // width
+        step = ROWS_PER_STATEMENT * width
+        whole = rows - rows % ROWS_PER_STATEMENT
+        execute = self.conn.execute
+        for start in range(0, whole * width, step):
+            try:
+                execute(self.insert, flat[start:start + step])
+            except sqlite3.IntegrityError:  # the statement is undone: its rows one by one
+                self._one_by_one(flat, width, lines, start // width, start // width + ROWS_PER_STATEMENT)
+                continue
+            self.valid += ROWS_PER_STATEMENT
+        if whole < rows:
+            self._one_by_one(flat, width, lines, whole, rows)
+        if self.bulk and self.kind == "claims":
+            self.conn.execute(_BULK_HISTORY, [self.run_id, self.history_top])
+            self.history_top = _top(self.conn, "claims")
+
+    def _one_by_one(self, flat, width, lines, first: int, end: int) -> None:
+        """Rows first..end-1 of `flat`, a statement each (executemany), rejecting a row that fails."""
+        start = first
+        while start < end:
             at = [start]
 
             def rows(start=start):
-                for i in range(start, len(values)):
+                for i in range(start, end):
                     at[0] = i
-                    yield values[i]
+                    yield flat[i * width:(i + 1) * width]
 
             try:
-                self.conn.executemany(self.insert, rows())
-                self.valid += len(values) - start
+                self.conn.executemany(self.insert_one, rows())
+                self.valid += end - start
                 return
             except sqlite3.IntegrityError as e:
                 i = at[0]
                 self.valid += i - start
+                values = flat[i * width:(i + 1) * width]
                 if _CONFLICT in str(e):
                     owner = self.conn.execute("SELECT member_id FROM claims WHERE claim_id = ?",
-                                              [values[i][0]]).fetchone()
+                                              [values[0]]).fetchone()
                     self._reject(lines[i], "结算单号", f"结算单号已属于另一参合证号: {owner[0] if owner else '?'}",
-                                 self._cells(values[i]))
+                                 self._cells(values))
                 elif self.bulk and "UNIQUE" in str(e):
-                    self.conflicts.add(value_keys(self.kind, [values[i]])[0])
+                    self.conflicts.add(_keys(self.kind, values, width)[0])
                 else:
                     raise
                 start = i + 1
@@ -401,8 +473,6 @@ class Writer:
         conn = self.conn
         conn.execute(f"PRAGMA cache_size = -{SORT_CACHE_KIB}")
         conn.execute("PRAGMA shrink_memory")
-        if self.bulk and self.kind == "claims":
-            conn.execute(_BULK_HISTORY, [self.run_id])
         if self.kind == "enrollment":
             self._members()  # before the indexes of members are built again (not updated row by row)
         if saved_indexes:
