@@ -302,8 +302,11 @@ def decide(text: str) -> Decision:
     decisive = focus(found, text)
     if decisive in DECISIVE:  # 老人去世…能退吗: the death decides, not the 老人's contribution rate
         scores = _about_the_subject_first(scores, frozenset({decisive}), float("inf"))
-    if scores[0] == before:  # (a topic chosen for the subject that does not state the point is a partial answer)
+    if scores and scores[0] == before:  # (a topic chosen for the subject that does not state the point is a partial answer)
         scores = _stating_the_point_first(scores, wanted, subject, found)
+    if not scores or scores[0][0] < ANSWER_MIN:  # only neighbours fitted: nothing does
+        decision.scores = scores
+        return decision
     decision.scores, best = scores, scores[0][0]
     first, moved = scores[0][1], max(scores)[1] != scores[0][1]
 
@@ -362,8 +365,8 @@ def _filling_first(scores: list, found: Found, text: str) -> list:
     best = scores[0][0]
     filling = next(((s, t) for s, t in scores if s >= max(ANSWER_MIN, best - POINT_SWITCH)
                     and _names_its_action(by_id[t], found, text)), None)
-    if filling is None:  # nothing else fits: the neighbour is no answer either
-        return [p for p in scores if _names_its_action(by_id[p[1]], found, text)]
+    if filling is None:  # (dropping it then was tried: 城乡医保一年多少 asks the contribution without a verb)
+        return scores
     return [filling] + [p for p in scores if p != filling]
 
 
