@@ -7,6 +7,8 @@ decide nothing alone are read in context.
 The questions here are written for these tests in farmers' ways of asking; none is taken from the
 real-question sets (../shared/eval/, bench/real/), which measure the product and must stay unseen."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xnh.handlers.normalize import normalize
 from xnh.policy_kb import concepts, points, qa, understand
@@ -245,3 +247,17 @@ def test_a_chronic_illness_in_outpatient_care_gets_its_application(ask, text, es
 ])
 def test_a_payment_awaited_gets_what_to_do(text, topic_id):
     assert _decide(text).topics[:1] == [topic_id]
+
+
+_WORDS = sorted(concepts.lexicon())[::7] + ["吗", "怎么", "多少", "要带什么", "什么时候", "为什么", "还没到", "能不能", ","]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=8))
+def test_any_mix_of_known_words_gets_a_decision_that_fits(words):
+    """Whatever the neighbour rules move, a decision is made, and an answer is a topic that fits at all."""
+    decision = _decide("".join(words))
+    assert decision.kind in ("answer", "partial", "choice", "clarify", "handoff", "other_scheme", "help")
+    if decision.kind in ("answer", "partial"):
+        score = dict((t, s) for s, t in decision.scores)[decision.topics[0]]
+        assert score >= understand.ANSWER_MIN
