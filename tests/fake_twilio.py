@@ -14,16 +14,16 @@ whatever the answer. GET …/Messages.json?To=… lists the accepted messages to
 Twilio's list does (`list_fails = True`: it answers 500 instead).
 """
 import email.utils
-import json
 import socket
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from fake_http import JsonHandler, LocalServer
 
-class FakeTwilio:
+
+class FakeTwilio(LocalServer):
     def __init__(self, timeout_delay: float = 2.0):
         self.script: dict[str, list] = {}
         self.requests: list[tuple] = []
@@ -33,12 +33,7 @@ class FakeTwilio:
         self.lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(JsonHandler):
             def setup(self):
                 super().setup()  # headers and body leave in one write, without Nagle's wait for an ACK
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -48,21 +43,21 @@ class FakeTwilio:
                 if path.startswith("/2010-04-01/Accounts/") and path.endswith("/Messages.json"):
                     return self._list(path, {k: v[0] for k, v in parse_qs(query).items()})
                 if path.startswith("/2010-04-01/Accounts/") and path.endswith(".json"):  # the account: a warm-up
-                    return self._answer(200, {"sid": path.rsplit("/", 1)[-1][:-5], "status": "active"})
+                    return self.send_json(200, {"sid": path.rsplit("/", 1)[-1][:-5], "status": "active"})
                 if self.path != "/requests":
-                    return self._answer(404, {"status": 404})
+                    return self.send_json(404, {"status": 404})
                 with fake.lock:
-                    return self._answer(200, [list(r) for r in fake.requests])
+                    return self.send_json(200, [list(r) for r in fake.requests])
 
             def _list(self, path, query):
                 if fake.list_fails:
-                    return self._answer(500, {"code": 20500, "message": "fake list outage", "status": 500})
+                    return self.send_json(500, {"code": 20500, "message": "fake list outage", "status": 500})
                 with fake.lock:
                     found = [m for m in fake.messages if m["to"] == query.get("To", m["to"])]
                 found = sorted(found, key=lambda m: -m["at"])[: int(query.get("PageSize", 50))]
                 records = [{"sid": m["sid"], "to": m["to"], "body": m["body"], "status": "queued",
                             "date_created": email.utils.formatdate(m["at"], usegmt=True)} for m in found]
-                return self._answer(200, {"messages": records, "next_page_uri": None, "page": 0,
+                return self.send_json(200, {"messages": records, "next_page_uri": None, "page": 0,
                                           "page_size": len(records), "uri": path, "first_page_uri": path,
                                           "previous_page_uri": None, "start": 0, "end": len(records)})
 
@@ -71,7 +66,7 @@ class FakeTwilio:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 form = {k: v[0] for k, v in parse_qs(body).items()}
                 if not (self.path.startswith("/2010-04-01/Accounts/") and self.path.endswith("/Messages.json")):
-                    return self._answer(404, {"code": 20404, "message": "not found", "status": 404})
+                    return self.send_json(404, {"code": 20404, "message": "not found", "status": 404})
                 to = form.get("To", "")
                 with fake.lock:
                     fake.requests.append((at, to, form.get("Body", ""), form.get("StatusCallback")))
@@ -86,32 +81,13 @@ class FakeTwilio:
                         fake.messages.append({"sid": sid, "to": to, "body": form.get("Body", ""), "at": at})
                     if step == "accepted_timeout":
                         time.sleep(fake.timeout_delay)
-                    return self._answer(201, {"sid": sid, "status": "queued", "to": to, "body": form.get("Body")})
+                    return self.send_json(201, {"sid": sid, "status": "queued", "to": to, "body": form.get("Body")})
                 if isinstance(step, int) and step < 600:
-                    return self._answer(step, {"code": 20429 if step == 429 else 20500, "message": "fake",
+                    return self.send_json(step, {"code": 20429 if step == 429 else 20500, "message": "fake",
                                                "status": step})
-                return self._answer(400, {"code": int(step), "message": f"fake error {step}", "status": 400})
+                return self.send_json(400, {"code": int(step), "message": f"fake error {step}", "status": 400})
 
-            def _answer(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self._headers_buffer.append(b"\r\n" + data)
-                self.flush_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "FakeTwilio":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
     def to(self, recipient: str) -> list[tuple]:
         return [r for r in self.requests if r[1] == recipient]

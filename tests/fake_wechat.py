@@ -13,13 +13,14 @@ call but the token's must carry a valid access_token (40001 otherwise)."""
 import itertools
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from fake_http import JsonHandler, LocalServer
 
 APP_ID, SECRET = "wx0123456789abcdef", "test-app-secret"
 
 
-class FakeWeChat:
+class FakeWeChat(LocalServer):
     def __init__(self, app_id: str = APP_ID, secret: str = SECRET):
         self.app_id, self.secret = app_id, secret
         self.script: dict[str, list] = {}
@@ -31,12 +32,7 @@ class FakeWeChat:
         self.lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self):
                 url = urlsplit(self.path)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -45,17 +41,9 @@ class FakeWeChat:
                 except ValueError:
                     data = {}
                 status, answer = fake.answer(url.path.removeprefix("/cgi-bin/"), parse_qs(url.query), data)
-                out = json.dumps(answer, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                self.send_json(status, answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     def answer(self, api: str, query: dict, data: dict) -> tuple[int, dict]:
         with self.lock:
@@ -87,11 +75,3 @@ class FakeWeChat:
     def sent(self, api: str) -> list[dict]:
         with self.lock:
             return [data for path, data in self.calls if path == api]
-
-    def __enter__(self) -> "FakeWeChat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -51,6 +51,11 @@ def login(client, who=ADMIN, **kwargs):
                        **kwargs)
 
 
+def db_of(app):
+    """The app's database, opened anew (the caller closes it)."""
+    return store_db.open_db(app.config["DB_PATH"])
+
+
 def audit_actions(app) -> list[tuple]:
     db = store_db.open_db(app.config["DB_PATH"])
     try:

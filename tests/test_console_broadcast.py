@@ -6,7 +6,7 @@ import re
 import pytest
 
 from tests.conftest import shared_file
-from tests.test_console import CLERK, audit_actions, login, make_app, token
+from tests.test_console import CLERK, audit_actions, db_of, login, make_app, token
 from xnh import sync
 from xnh.store import db as store_db
 from xnh.store import state
@@ -28,10 +28,6 @@ def client(app):
     client = app.test_client()
     login(client, CLERK)
     return client
-
-
-def db_of(app):
-    return store_db.open_db(app.config["DB_PATH"])
 
 
 def campaign_form(client, **fields):

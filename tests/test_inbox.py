@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.test_console import ADMIN, CLERK, audit_actions, login, make_app, token
+from tests.test_console import ADMIN, CLERK, audit_actions, db_of, login, make_app, token
 from xnh.store import db as store_db
 from xnh.store import outbox, tickets
 
@@ -21,10 +21,6 @@ def client(app):
     client = app.test_client()
     login(client, CLERK)
     return client
-
-
-def db_of(app):
-    return store_db.open_db(app.config["DB_PATH"])
 
 
 def make_tickets(app, n: int, monkeypatch) -> list[int]:
