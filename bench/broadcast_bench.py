@@ -24,9 +24,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def make_county(db, n: int) -> None:
-    members = ((f"M{i:07d}", f"H{i:07d}", f"王小{i % 10}", "户主", f"139{i:08d}", "东山镇", f"村{i % 50}", "普通")
-               for i in range(n))
+def make_county(db, n: int, townships: int = 1, villages: int = 50) -> None:
+    """n households of one member with a phone, enrolled last year and unpaid this year (2027): 东山镇 alone,
+    or `townships` numbered ones."""
+    members = ((f"M{i:07d}", f"H{i:07d}", f"王小{i % 10}", "户主", f"139{i:08d}",
+                "东山镇" if townships == 1 else f"镇{i % townships}", f"村{i % villages}", "普通") for i in range(n))
     db.conn.executemany("INSERT INTO members (member_id, household_id, name, relation, phone, township, village, "
                         "category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", members)
     enroll = ((2027 - k, f"M{i:07d}", f"H{i:07d}", "30.00" if k else "", "已参合" if k else "未缴费")

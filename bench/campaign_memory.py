@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from broadcast_bench import make_county  # noqa: E402  (bench/ is the script's own folder)
+
 
 def make(path: str, n: int) -> None:
     from xnh.store.db import open_county, open_db
@@ -27,15 +29,7 @@ def make(path: str, n: int) -> None:
     open_db(path).close()
     db = open_county(path)
     db.execute("PRAGMA synchronous=OFF")
-    members = ((f"M{i:07d}", f"H{i:07d}", f"王小{i % 10}", "户主", f"13{i:09d}", f"镇{i % 20}", f"村{i % 400}", "普通")
-               for i in range(n))
-    db.conn.executemany("INSERT INTO members (member_id, household_id, name, relation, phone, township, village, "
-                        "category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", members)
-    enroll = ((2027 - k, f"M{i:07d}", f"H{i:07d}", "30.00" if k else "", "已参合" if k else "未缴费")
-              for i in range(n) for k in (0, 1))
-    db.conn.executemany("INSERT INTO enrollments (year, member_id, household_id, paid_amount, status) "
-                        "VALUES (?, ?, ?, ?, ?)", enroll)
-    db.conn.commit()
+    make_county(db, n, townships=20, villages=400)
     db.close()
 
 
