@@ -40,6 +40,10 @@ MAX_CELL_CHARS = 500  # any other cell
 ID_CACHE = 50_000  # ID numbers known good, kept between blocks (numpy checks new ones fast: memory matters more)
 GRACE_DAYS = 1  # a date up to this many days after today is accepted (clocks and time zones differ)
 KEYS = {"claims": ("结算单号",), "enrollment": ("年度", "参合证号")}
+# for each value written (write.py's columns), the export column (COLUMNS order) it is as written when its
+# check changed nothing; None: derived (a claim's household from its 参合证号, the level's key from its word)
+AS_WRITTEN = {"claims": (0, 1, None, 2, 3, 4, 5, None, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16),
+              "enrollment": tuple(range(15))}
 
 FULL_WIDTH = str.maketrans({**{chr(0xFF10 + i): str(i) for i in range(10)}, "\u3000": " ", "＋": "+", "－": "-",
                             "．": ".", "，": ",", "／": "/", "：": ":", "Ｘ": "X", "ｘ": "x"})
@@ -421,6 +425,8 @@ class Checker:
         values = [cache[x] for x in col]
         if None in values:
             suspects.update(i for i, v in enumerate(values) if v is None)
+        elif all(str(cache[x]) == x for x in set(col)):
+            return col  # every year as written (the column's INTEGER affinity stores it as a number)
         return values
 
     def claims_columns(self, c: list, suspects: set) -> list:
@@ -484,6 +490,11 @@ class Checked:
     rejected: list = field(default_factory=list)
     others: list = field(default_factory=list)
     columns: list | None = None
+    # every row good and every value as written: the block's lines as read (cells joined by "," and
+    # "\n", `width` cells a line, in the export's order), which the writer binds with the derived values
+    # computed in SQL (write.py's text statement): no value is joined or copied for the pipe
+    text: str | None = None
+    width: int = 0
 
     @property
     def values(self) -> list:
@@ -495,7 +506,7 @@ class Checked:
 
     @values.setter
     def values(self, rows: list) -> None:
-        self.rows, self.columns = rows, None
+        self.rows, self.columns, self.text = rows, None, None
 
     def flat(self):
         """(an iterator of every value, row after row; the values a row)."""
@@ -599,7 +610,7 @@ def check_block(checker: Checker, kind: str, block, positions: list[int]) -> Che
             for i, line in enumerate(lines):
                 out.rejected.append((line, "", f"列数不对: {block.width}列,应为{len(COLUMNS[kind])}列", block.cells(i)))
             return out
-        columns, cells_of = block.columns, block.cells
+        columns, cells_of, as_read = block.columns, block.cells, block.joined
     else:
         rows = block.rows if block.columns is None else [block.cells(i) for i in range(len(lines))]
         if not rows:
@@ -619,7 +630,7 @@ def check_block(checker: Checker, kind: str, block, positions: list[int]) -> Che
                 rows, lines = [rows[i] for i in keep], [lines[i] for i in keep]
                 if not rows:
                     return out
-        columns, cells_of = list(zip(*rows)), rows.__getitem__
+        columns, cells_of, as_read = list(zip(*rows)), rows.__getitem__, None  # (blank lines left out)
     cols = [columns[p] for p in positions]
     checker.short_lines = None not in block.texts and max(map(len, block.texts), default=0) <= MAX_CELL_CHARS
     if block.spaced:
@@ -633,6 +644,9 @@ def check_block(checker: Checker, kind: str, block, positions: list[int]) -> Che
         one_row = checker.enrollment
     if not suspects:
         out.columns, out.lines = values, lines
+        if (as_read is not None and not block.spaced and block.width == width and "\x00" not in as_read
+                and all(v is cols[c] for v, c in zip(values, AS_WRITTEN[kind]) if c is not None)):
+            out.text, out.width = block.joined, width
         out.rejected.sort(key=lambda r: r[0])
         return out
     good = list(zip(*values))

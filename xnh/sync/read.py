@@ -69,13 +69,14 @@ class Block:
     cols: list | None = None  # the cells by column, when every line has as many (rows is then None)
     width: int = 0  # the cells of each line, with columns
     text: str | None = None  # those lines as one text, split into columns when they are first asked for
+    joined: str | None = None  # that text, kept once split: the pipe sends it as it is when no cell changed
 
     @property
     def columns(self) -> list | None:
         """The cells by column (split on first use: a block a re-sync skips whole needs its keys alone)."""
         if self.cols is None and self.text is not None:
             flat = self.text.replace("\n", ",").split(",")
-            self.cols, self.text = [flat[i::self.width] for i in range(self.width)], None
+            self.cols, self.joined, self.text = [flat[i::self.width] for i in range(self.width)], self.text, None
         return self.cols
 
     def split_later(self) -> bool:

@@ -34,9 +34,9 @@ from sqlite_utils import Database
 
 from ..store.state import stamp
 from ..policy_kb.loader import levels
-from .check import raw_line, value_keys
+from .check import AS_WRITTEN, KEYS, raw_line, value_keys
 from .pipe import events, events_from
-from .read import estimate_rows
+from .read import CLAIM_COLUMNS, estimate_rows
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +87,42 @@ def _row_values(n: int, at: int, members: bool) -> str:
     return "(" + ", ".join(marks) + ")"
 
 
-def _statement(kind: str, bulk: bool, members: bool, rows: int) -> str:
+def _text_values(kind: str, at: int, members: bool, positions: list[int], levels: dict) -> str:
+    """One row's VALUES from the export's cells as read (parameters numbered from at + 1 in the export's
+    order, `positions` placing its columns): the values check.AS_WRITTEN takes as written, and the derived
+    ones computed here as the checker computes them (household: 参合证号 before its first '-', looked up
+    among the members when `members`; level: the key of its word, `levels` {word: key})."""
+    marks = []
+    for written in AS_WRITTEN[kind]:
+        if written is not None:
+            marks.append(f"?{at + positions[written] + 1}")
+            continue
+        if _CLAIM_COLS[len(marks)] == "household_id":
+            member = f"?{at + positions[CLAIM_COLUMNS.index('参合证号')] + 1}"
+            mark = f"substr({member}, 1, instr({member} || '-', '-') - 1)"
+            marks.append(f"COALESCE((SELECT household_id FROM members WHERE member_id = {member}), {mark})"
+                         if members else mark)
+        else:  # the level
+            cases = " ".join(f"WHEN {_quote(word)} THEN {_quote(key)}" for word, key in levels.items())
+            marks.append(f"CASE ?{at + positions[CLAIM_COLUMNS.index('机构级别')] + 1} {cases} END")
+    return "(" + ", ".join(marks) + ")"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _statement(kind: str, bulk: bool, members: bool, rows: int, text: tuple | None = None) -> str:
     """The INSERT (bulk) or upsert of `rows` rows of `kind`; `members`: look each claim's household up
-    (no look-up while no member is known)."""
+    (no look-up while no member is known). `text`: (positions, width, levels) for rows of the export's
+    cells as read (_text_values), else rows of checked values."""
     cols = _CLAIM_COLS if kind == "claims" else _ENROLLMENT_COLS
     n = len(cols)
-    values = ", ".join(_row_values(n, j * n, members and kind == "claims") for j in range(rows))
+    if text is not None:
+        positions, width, words = text
+        values = ", ".join(_text_values(kind, j * width, members, positions, words) for j in range(rows))
+    else:
+        values = ", ".join(_row_values(n, j * n, members and kind == "claims") for j in range(rows))
     if kind == "claims":
         if bulk:
             return f"INSERT INTO claims ({', '.join(cols)}) VALUES {values}"
@@ -131,11 +161,12 @@ _TRIGGERS = ("_xnh_sync_claim_ins", "_xnh_sync_claim_upd", "_xnh_sync_claim_memb
              "_xnh_sync_touch_ins", "_xnh_sync_touch_upd")
 
 
-def _keys(kind: str, flat: list, width: int) -> list:
-    """The keys of rows given as one flat list of values (as value_keys gives them)."""
+def _keys(kind: str, flat: list, width: int, at: tuple = (0, 1)) -> list:
+    """The keys of rows given as one flat list of values (as value_keys gives them); `at`: where the key's
+    cells are in a row (the export's positions, for cells as read)."""
     if kind == "claims":
-        return flat[0::width]
-    return list(zip(map(int, flat[0::width]), flat[1::width]))
+        return flat[at[0]::width]
+    return list(zip(map(int, flat[at[0]::width]), flat[at[1]::width]))
 
 
 class Twice(Exception):
@@ -299,6 +330,11 @@ class Writer:
             "SELECT EXISTS (SELECT 1 FROM members)").fetchone()[0]
         self.insert = _statement(kind, bulk, members, ROWS_PER_STATEMENT)
         self.insert_one = _statement(kind, bulk, members, 1)
+        # rows of the export's cells as read (pipe "text" events: every column placed, none after the last)
+        text = (positions, max(positions) + 1, {word: key for key, word in self._levels.items()})
+        self.insert_text = _statement(kind, bulk, members, ROWS_PER_STATEMENT, text)
+        self.insert_text_one = _statement(kind, bulk, members, 1, text)
+        self.key_at = tuple(positions[:len(KEYS[kind])])
 
     def run(self, found, bar=None, report_progress=None, estimate=0) -> None:
         """Write the events of pipe.events(): blocks checked, or skipped."""
@@ -315,9 +351,12 @@ class Writer:
                 if event[1] and not self.exact:
                     raise Twice(None)
                 continue
-            else:
+            else:  # "rows" (checked values), or "text" (the block's lines as read)
                 _, flat, width, lines, rejected, others, clean, n = event
-                self._write(flat, width, lines, rejected, others)
+                as_read = event[0] == "text"
+                if as_read:
+                    flat = flat.replace("\n", ",").split(",") if lines else []
+                self._write(flat, width, lines, rejected, others, as_read)
                 self.clean.extend(clean)
             done += n
             if bar is not None:
@@ -401,35 +440,40 @@ class Writer:
         reasons[key] = reasons.get(key, 0) + 1
         self.result.rejected += 1
 
-    def _write(self, flat, width, lines, rejected, others) -> None:
+    def _write(self, flat, width, lines, rejected, others, as_read=False) -> None:
         """Reject the block's bad rows, write its good ones (`flat`: their values row after row, `width` a
-        row), ROWS_PER_STATEMENT a statement; a statement that fails on a row (a key twice in bulk mode, a
-        结算单号 of another person) is written again row by row to find it."""
+        row; `as_read`: the export's cells as read instead of checked values), ROWS_PER_STATEMENT a
+        statement; a statement that fails on a row (a key twice in bulk mode, a 结算单号 of another person)
+        is written again row by row to find it."""
         for line, column, reason, cells in rejected:
             self._reject(line, column, reason, cells)
+        key_at = self.key_at if as_read else (0, 1)
         if self.exact:  # (bulk mode: the primary key finds good rows' keys given twice)
             other_keys = [k for k, _ in others]
-            self._note_keys(other_keys if self.bulk or not width else _keys(self.kind, flat, width) + other_keys)
+            self._note_keys(other_keys if self.bulk or not width
+                            else _keys(self.kind, flat, width, key_at) + other_keys)
         if not width:
             return
+        insert, insert_one = (self.insert_text, self.insert_text_one) if as_read else (self.insert, self.insert_one)
         rows = len(flat) // width
         step = ROWS_PER_STATEMENT * width
         whole = rows - rows % ROWS_PER_STATEMENT
         execute = self.conn.execute
         for start in range(0, whole * width, step):
             try:
-                execute(self.insert, flat[start:start + step])
+                execute(insert, flat[start:start + step])
             except sqlite3.IntegrityError:  # the statement is undone: its rows one by one
-                self._one_by_one(flat, width, lines, start // width, start // width + ROWS_PER_STATEMENT)
+                self._one_by_one(flat, width, lines, start // width, start // width + ROWS_PER_STATEMENT,
+                                 insert_one, as_read)
                 continue
             self.valid += ROWS_PER_STATEMENT
         if whole < rows:
-            self._one_by_one(flat, width, lines, whole, rows)
+            self._one_by_one(flat, width, lines, whole, rows, insert_one, as_read)
         if self.bulk and self.kind == "claims":
             self.conn.execute(_BULK_HISTORY, [self.run_id, self.history_top])
             self.history_top = _top(self.conn, "claims")
 
-    def _one_by_one(self, flat, width, lines, first: int, end: int) -> None:
+    def _one_by_one(self, flat, width, lines, first: int, end: int, insert_one: str, as_read: bool) -> None:
         """Rows first..end-1 of `flat`, a statement each (executemany), rejecting a row that fails."""
         start = first
         while start < end:
@@ -441,31 +485,35 @@ class Writer:
                     yield flat[i * width:(i + 1) * width]
 
             try:
-                self.conn.executemany(self.insert_one, rows())
+                self.conn.executemany(insert_one, rows())
                 self.valid += end - start
                 return
             except sqlite3.IntegrityError as e:
                 i = at[0]
                 self.valid += i - start
                 values = flat[i * width:(i + 1) * width]
+                key = _keys(self.kind, values, width, self.key_at if as_read else (0, 1))[0]
                 if _CONFLICT in str(e):
-                    owner = self.conn.execute("SELECT member_id FROM claims WHERE claim_id = ?",
-                                              [values[0]]).fetchone()
+                    owner = self.conn.execute("SELECT member_id FROM claims WHERE claim_id = ?", [key]).fetchone()
                     self._reject(lines[i], "结算单号", f"结算单号已属于另一参合证号: {owner[0] if owner else '?'}",
-                                 self._cells(values))
+                                 list(values) if as_read else self._cells(values))
                 elif self.bulk and "UNIQUE" in str(e):
-                    self.conflicts.add(_keys(self.kind, values, width)[0])
+                    self.conflicts.add(key)
                 else:
                     raise
                 start = i + 1
 
     def _cells(self, values) -> list[str]:
-        """A checked row's cells for the report, in the export's column order (the level as its word)."""
+        """A checked row's cells for the report, placed as the export's header has them (the level as its
+        word; a column the checks do not read is left empty)."""
         cells = [str(v) for v in values]
         if self.kind == "claims":
             del cells[2]  # the household, which the export does not have
             cells[6] = self._levels.get(cells[6], cells[6])
-        return cells
+        placed = [""] * (max(self.positions) + 1)
+        for at, cell in zip(self.positions, cells):
+            placed[at] = cell
+        return placed
 
     # -- after the rows ------------------------------------------------------------------------------------
 
