@@ -22,9 +22,12 @@ DERIVE_CHUNK = 5000  # claim_history ids per transaction: the service's write lo
 # the member's own phone, else a phone of the household (the householder's first)
 # `n.campaign_id IS NULL` repeats the WHERE of the partial unique index outbox_kind_ref_recipient, so the
 # look-up is a search of that index (without it SQLite scans the whole outbox once per paid claim:
-# tests/test_store.py checks the plan, bench/notice_bench.py the time). A claim with no phone comes back
-# with phone NULL and is left out in Python (filtering here would run the household look-up twice more).
+# tests/test_store.py checks the plan, bench/notice_bench.py the time). A claim with no phone is left out
+# by the outer query: `LIMIT -1` keeps SQLite from flattening the inner one into it, which would run the
+# household look-up once more for the filter (measured at 1M claims, 330k paid, no phone known: 0.98 s with
+# every row fetched and left out in Python, 0.53 s so).
 _CLAIMS_TO_NOTIFY = """
+SELECT * FROM (
 SELECT c.claim_id, c.name, c.hospital, c.visit_type, c.admitted, c.reimbursed, c.paid_date, c.paid_channel,
        COALESCE(NULLIF(m.phone, ''),
                 (SELECT h.phone FROM members AS h WHERE h.household_id = c.household_id AND h.phone != ''
@@ -35,6 +38,7 @@ LEFT JOIN members AS m ON m.member_id = c.member_id
 WHERE c.status = :paid
   AND NOT EXISTS (SELECT 1 FROM outbox AS n WHERE n.kind = 'payment' AND n.ref = c.claim_id
                   AND n.campaign_id IS NULL)
+LIMIT -1) WHERE phone IS NOT NULL
 """
 _INSERT = ("INSERT OR IGNORE INTO outbox (recipient, kind, ref, text, status, reason, channel, priority, "
            "quiet_start, quiet_end, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'sms', 1, ?, ?, ?, ?)")
@@ -72,11 +76,10 @@ def _notices(db, source: str) -> list[tuple]:
     values = []
     for row in cursor.fetchall():
         claim = dict(zip(columns, row))
-        if claim["phone"]:
-            old = bool(claim["paid_date"]) and claim["paid_date"] < cutoff
-            values.append((claim["phone"], KIND, claim["claim_id"], payment_text(claim),
-                           "skipped" if old else "pending", "old payment" if old else None,
-                           *quiet_hours.DEFAULT, now, now))
+        old = bool(claim["paid_date"]) and claim["paid_date"] < cutoff
+        values.append((claim["phone"], KIND, claim["claim_id"], payment_text(claim),
+                       "skipped" if old else "pending", "old payment" if old else None,
+                       *quiet_hours.DEFAULT, now, now))
     return values
 
 
