@@ -34,7 +34,6 @@ from .check import Checker, block_keys, check_block, value_keys
 from .read import SyncError
 
 PARALLEL_MIN_BYTES = 4 << 20  # files this large are read and checked in a second process
-PIPE_BYTES = 1 << 20  # the pipe's buffer (a block's message is about 400 KB)
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _CELL = "\x1f"
 _hash = hash  # of a key (str, or (year, 参合证号)): 64 bits, salted per process (the reader hashes them all)
@@ -132,7 +131,6 @@ def events_from(table, kind: str, known: set, exact: bool = True):
         return
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
-    _widen(send)
     proc = ctx.Process(target=_child, args=(table, kind, known, exact, send, receive, os.getpid()), daemon=True)
     proc.start()
     send.close()
@@ -144,17 +142,6 @@ def events_from(table, kind: str, known: set, exact: bool = True):
         if proc.is_alive():
             proc.kill()
         proc.join()
-
-
-def _widen(connection) -> None:
-    """Make the pipe hold a whole block's message (Linux: F_SETPIPE_SZ up to /proc/sys/fs/pipe-max-size,
-    1 MiB by default; 64 KiB otherwise), so that the writer takes a block in one read, not in seven."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(connection.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
-    except (ImportError, OSError):
-        pass  # another system, or a lower limit: the default size works, a little slower
 
 
 def _child(table, kind, known, exact, send, receive, parent: int) -> None:
