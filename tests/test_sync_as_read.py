@@ -152,3 +152,28 @@ def test_the_years_as_written_are_stored_as_numbers(tmp_path, monkeypatch):
     assert db.execute("select typeof(year), year from county.enrollments").fetchall() == [("integer", 2026)]
     db.close()
     assert check.AS_WRITTEN["enrollment"] == tuple(range(len(ENROLLMENT_HEADER)))
+
+
+def test_the_sender_keeps_the_order_flushes_on_close_and_reports_a_writer_gone():
+    import multiprocessing
+    import threading
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(receive.recv_bytes() for _ in range(40)))
+    reader.start()
+    sender = pipe.Sender(send)
+    messages = [bytes([i]) * (100_000 + i) for i in range(40)]  # larger than a pipe holds, more than it queues
+    for m in messages:
+        sender.send(m)
+    sender.close()
+    reader.join(timeout=30)
+    assert got == messages
+
+    receive.close()  # the writer is gone
+    sender = pipe.Sender(send)
+    with pytest.raises(BrokenPipeError):
+        for _ in range(100):
+            sender.send(b"x" * 100_000)
+    sender.close()  # returns: what is queued after the break is dropped
+    send.close()

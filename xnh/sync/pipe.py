@@ -1,20 +1,29 @@
 """Reading and checking in a forked process while this one writes to SQLite (the GIL would serialise
-threads; the reading and checking half is the longer: ≈ 5.5 µs a row against the writer's ≈ 3).
+threads). At 1M claims the two halves now take about as long: ≈ 4.2 s of reading and checking against
+≈ 4.4 s of writing.
 
-What goes through the pipe is cheap to make and to take apart: a block's good rows as one text (every
-cell joined by \\x1f, row after row, straight from the checked columns: one join here, one split there,
-no Python call per row on either side; pickling a million tuples costs twice the checking), their line
-numbers as an array, and the few rejected rows pickled. The writer binds slices of that one split's list
-(no tuple per row). A block whose cells hold the separator goes pickled whole.
+What goes through the pipe is cheap to make and to take apart:
+- a block whose every cell its checks leave as written ("text"): the lines as they were read, sent as
+  they are; the writer splits them once and binds slices of that list, the export's order kept, and
+  computes the few derived values in SQL (write.py's text statement). Most blocks of a county's export
+  go this way: nothing is joined or copied per row for the pipe;
+- any other block ("rows"): its good rows' checked values as one text (every cell joined by \x1f, row
+  after row, straight from the checked columns: one join here, one split there), their line numbers as
+  an array, and the few rejected rows pickled. A block whose cells hold the separator goes pickled whole.
+Messages leave through a thread with a queue (Sender), so that checking never waits for the writer to
+take a block: a pipe holds 64 KiB, a block's message about 400.
 
+Measured at 1M claims (`bench/sync_profile.py`): sending checked values cost the reader 1.0 s of its 6.1
+(joining and encoding); the direct send blocked it 1.5 s of 7.4 while the writer waited for it too.
 Tried and dropped: handing a block over unchecked whenever the writer had taken the last one at once, for
-the writer to check (it waits for the reader about a third of the time): slower on this shared machine
-(14.8–16.2 s against 13.7–14.2 s at 1M claims, load average ≈ 3: the two processes already share two
-busy vCPUs, and the writer then pays numpy and cold caches).
+the writer to check: slower on this shared machine (14.8–16.2 s against 13.7–14.2 s at load ≈ 3: the two
+processes already share two busy vCPUs, and the writer then pays numpy and cold caches); a pipe widened to
+1 MiB (F_SETPIPE_SZ): the writer's waits unchanged (0.80–0.86 s against 0.87).
 
-    with events_from(table, kind, known, exact) as events:  # ("rows", flat, width, lines, rejected, others,
-        for event in events: ...                           # clean, n), ("skip", keys, valid, n, digests),
-                                                           # last ("keys", repeated) unless exact
+    with events_from(table, kind, known, exact) as events:  # ("rows" or "text", flat, width, lines,
+        for event in events: ...                           # rejected, others, clean, n), ("skip", keys,
+                                                           # valid, n, digests), last ("keys", repeated)
+                                                           # unless exact
 """
 from __future__ import annotations
 
@@ -41,7 +50,9 @@ _hash = hash  # of a key (str, or (year, 参合证号)): 64 bits, salted per pro
 
 def events(table, kind: str, known: set, hold=None, exact: bool = True, lazy: bool = False):
     """The file's blocks, checked: ("rows", flat, width, lines, rejected, others, clean digests, n) (flat:
-    the good rows' values, row after row, `width` a row) and, for the parts of a block an earlier sync
+    the good rows' values, row after row, `width` a row), or ("text", text, width, ...) for a block whose
+    every cell is as written (text: its lines as read, `width` cells a line in the export's order), and,
+    for the parts of a block an earlier sync
     took in whole, first ("skip", keys, valid, n, digests) (valid: the rows with a key). `hold`, when
     given, is the Writer of a second pass: its hold(checked, block) takes out the rows of keys given twice
     and says whether it took any; twice_in(keys) keeps a part holding such a key from being skipped.

@@ -1,7 +1,11 @@
 """Writing checked rows in the import's one transaction.
 
 - Rows are written ROWS_PER_STATEMENT (128) to a statement, binding a slice of the block's flat list of
-  values; a statement that fails on one row is written again row by row to find it.
+  values; a statement that fails on one row is written again row by row to find it. A block whose every
+  cell its checks left as written comes as its lines ("text" events, pipe.py): the slices are the
+  export's cells in its own order, and the statement computes what the checker would have derived (a
+  claim's household from 参合证号, the level's key from its word). tests/test_sync_as_read.py checks that
+  both ways give the same tables.
 - Bulk mode, when the table is empty (a county's first import): plain INSERTs; a key given twice in the
   file shows as the primary key's conflict. Claim history comes from one INSERT … SELECT a block, after
   its rows (while the reader checks the next block).
