@@ -7,7 +7,7 @@ What goes through the pipe is cheap to make and to take apart:
   they are; the writer splits them once and binds slices of that list, the export's order kept, and
   computes the few derived values in SQL (write.py's text statement). Most blocks of a county's export
   go this way: nothing is joined or copied per row for the pipe;
-- any other block ("rows"): its good rows' checked values as one text (every cell joined by \x1f, row
+- any other block ("rows"): its good rows' checked values as one text (every cell joined by \\x1f, row
   after row, straight from the checked columns: one join here, one split there), their line numbers as
   an array, and the few rejected rows pickled. A block whose cells hold the separator goes pickled whole.
 Messages leave through a thread with a queue (Sender), so that checking never waits for the writer to
