@@ -651,7 +651,7 @@ def check_block(checker: Checker, kind: str, block, positions: list[int]) -> Che
         out.columns, out.lines = values, lines
         if (as_read is not None and not block.spaced and block.width == width and "\x00" not in as_read
                 and all(v is cols[c] for v, c in zip(values, AS_WRITTEN[kind]) if c is not None)):
-            out.text, out.width = block.joined, width
+            out.text, out.width = as_read, width
         out.rejected.sort(key=lambda r: r[0])
         return out
     good = list(zip(*values))
